@@ -18,7 +18,7 @@ from jsonschema.exceptions import ValidationError, best_match
 from referencing import Registry
 
 from rep_spec.catalog import Catalog, MessageType, Sender, catalog
-from rep_spec.schema_files import schema_registry, schema_uri
+from rep_spec.schema_files import schema_dir, schema_registry, schema_uri
 
 CLIENT_ENVELOPE = "client-envelope.schema.json"
 SERVER_ENVELOPE = "server-envelope.schema.json"
@@ -145,6 +145,12 @@ class MessageValidator:
             "client": backend.compile(schema_uri(CLIENT_ENVELOPE)),
             "server": backend.compile(schema_uri(SERVER_ENVELOPE)),
         }
+        self._http = {
+            path.name.removesuffix(".schema.json"): backend.compile(
+                schema_uri(f"http/{path.name}")
+            )
+            for path in sorted((schema_dir() / "http").glob("*.schema.json"))
+        }
         self._payloads: dict[tuple[str, Sender], SchemaCheck] = {}
         for message_type in self.catalog.types.values():
             for sender in ("client", "server"):
@@ -164,6 +170,10 @@ class MessageValidator:
 
     def check_payload(self, type_name: str, sender: Sender, payload: Any) -> Violation | None:
         return self._payloads[(type_name, sender)](payload)
+
+    def check_http_body(self, name: str, body: Any) -> Violation | None:
+        """Check an HTTP request or response body against ``schemas/http/<name>.schema.json``."""
+        return self._http[name](body)
 
     def _check(self, message: Any, sender: Sender) -> Problem | None:
         correlation = correlation_id_of(message)

@@ -1,0 +1,194 @@
+"""The broker interface: everything the nodes of a cluster must share.
+
+Every method is a single atomic operation, so a Redis implementation can map each one to
+one command, transaction or script. The core never holds a lock across two calls.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+
+@dataclass(frozen=True)
+class Member:
+    user_id: str
+    client_id: str
+
+
+@dataclass(frozen=True)
+class JoinResult:
+    members: tuple[Member, ...]
+    already_member: bool
+
+
+@dataclass(frozen=True)
+class LeaveResult:
+    was_member: bool
+    remaining: tuple[Member, ...]
+
+
+@dataclass(frozen=True)
+class RateDecision:
+    allowed: bool
+    retry_after_ms: int = 0
+
+
+@dataclass(frozen=True)
+class Record:
+    record_id: str
+    version: int
+    data: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class RecordOutcome:
+    status: Literal["ok", "conflict", "not_found"]
+    record: Record | None = None
+    revision: int = 0
+
+
+@dataclass(frozen=True)
+class SyncResult:
+    revision: int
+    records: tuple[Record, ...]
+    deleted: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class StreamEvent:
+    id: str
+    type: str
+    tags: tuple[str, ...]
+    data: Any
+    published_at: str
+    published_ms: int
+
+    def as_payload(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "type": self.type,
+            "tags": list(self.tags),
+            "data": self.data,
+            "publishedAt": self.published_at,
+        }
+
+
+@dataclass(frozen=True)
+class StreamRead:
+    events: tuple[StreamEvent, ...]
+    found: bool
+
+
+@dataclass(frozen=True)
+class Publication:
+    """A message for every node to deliver to its local clients on ``topic``.
+
+    ``recipients`` narrows delivery to named clients (presence goes to a computed set);
+    ``exclude`` drops clients (the joiner does not get its own user_join).
+    """
+
+    topic: str
+    message: dict[str, Any]
+    exclude: frozenset[str] = frozenset()
+    recipients: frozenset[str] | None = None
+    origin: str = field(default="", compare=False)
+
+
+DeliveryCallback = Callable[[Publication], None]
+
+
+class Broker(ABC):
+    """Shared state and fan-out; implementations must be safe for concurrent callers."""
+
+    @abstractmethod
+    def on_publication(self, callback: DeliveryCallback) -> None:
+        """Register the node's delivery function; called for every publication, own included."""
+
+    @abstractmethod
+    async def publish(self, publication: Publication) -> None: ...
+
+    # connections ---------------------------------------------------------------
+    @abstractmethod
+    async def connection_opened(self, client_id: str, user_id: str) -> None: ...
+
+    @abstractmethod
+    async def connection_closed(self, client_id: str, user_id: str) -> int:
+        """Return how many connections the user still has."""
+
+    @abstractmethod
+    async def connection_count(self) -> int: ...
+
+    # rooms -----------------------------------------------------------------------
+    @abstractmethod
+    async def join_room(self, room_id: str, member: Member) -> JoinResult: ...
+
+    @abstractmethod
+    async def leave_room(self, room_id: str, client_id: str) -> LeaveResult: ...
+
+    @abstractmethod
+    async def room_members(self, room_id: str) -> tuple[Member, ...]: ...
+
+    @abstractmethod
+    async def room_count(self) -> int: ...
+
+    # presence --------------------------------------------------------------------
+    @abstractmethod
+    async def set_status(self, user_id: str, status: str) -> None: ...
+
+    @abstractmethod
+    async def clear_status(self, user_id: str) -> None: ...
+
+    @abstractmethod
+    async def statuses(self, user_ids: Sequence[str]) -> dict[str, str]: ...
+
+    # rate limiting -----------------------------------------------------------------
+    @abstractmethod
+    async def rate_limit_hit(
+        self, user_id: str, now_ms: int, window_ms: int, limit: int
+    ) -> RateDecision:
+        """Admit and count one message, or refuse it without counting it."""
+
+    # records -----------------------------------------------------------------------
+    @abstractmethod
+    async def record_create(
+        self, collection: str, record_id: str, data: dict[str, Any]
+    ) -> RecordOutcome: ...
+
+    @abstractmethod
+    async def record_update(
+        self, collection: str, record_id: str, data: dict[str, Any], expected: int | None
+    ) -> RecordOutcome: ...
+
+    @abstractmethod
+    async def record_delete(
+        self, collection: str, record_id: str, expected: int | None
+    ) -> RecordOutcome: ...
+
+    @abstractmethod
+    async def record_sync(self, collection: str, since_revision: int | None) -> SyncResult: ...
+
+    # streams -----------------------------------------------------------------------
+    @abstractmethod
+    async def stream_append(
+        self,
+        stream_id: str,
+        event_type: str,
+        tags: Sequence[str],
+        data: Any,
+        now_ms: int,
+        buffer_size: int,
+        retention_ms: int,
+    ) -> StreamEvent: ...
+
+    @abstractmethod
+    async def stream_read(
+        self, stream_id: str, after: str | None, now_ms: int, retention_ms: int
+    ) -> StreamRead:
+        """Buffered events after ``after`` (all when None); found=False if ``after`` is gone."""
+
+    @abstractmethod
+    async def close(self) -> None:
+        """Release connections and stop delivering."""

@@ -1,0 +1,44 @@
+"""Running a step: answer its questions with the broker, hand its outputs to a sink."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import Any, TypeVar
+
+from reference_server.broker.base import Broker
+from reference_server.core.effects import Ask, Close, Effect, Publish, Send, Step
+
+T = TypeVar("T")
+OutputSink = Callable[[Send | Close], Awaitable[None]]
+
+
+async def run_step(step: Step[T], broker: Broker, sink: OutputSink) -> T:
+    """Drive ``step`` to completion; effects happen in the order the core yielded them."""
+    answer: Any = None
+    while True:
+        try:
+            effect: Effect = step.send(answer)
+        except StopIteration as stop:
+            return stop.value  # type: ignore[no-any-return]
+        answer = None
+        if isinstance(effect, Ask):
+            answer = await effect.call(broker)
+        elif isinstance(effect, Publish):
+            await broker.publish(effect.publication)
+        else:
+            await sink(effect)
+
+
+def run_step_sync(step: Step[T], broker: Broker, outputs: list[Send | Close]) -> T:
+    """For tests of the core: the in-memory broker never suspends, so no event loop is needed."""
+
+    async def collect(effect: Send | Close) -> None:
+        outputs.append(effect)
+
+    coroutine: Coroutine[Any, Any, T] = run_step(step, broker, collect)
+    try:
+        coroutine.send(None)
+    except StopIteration as stop:
+        return stop.value  # type: ignore[no-any-return]
+    coroutine.close()
+    raise RuntimeError("the broker suspended; run_step_sync needs a broker that never awaits")
