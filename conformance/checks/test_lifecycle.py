@@ -1,0 +1,169 @@
+"""Heartbeat and lifecycle: ping/pong, heartbeats, the silent-client timeout, disconnect."""
+
+from __future__ import annotations
+
+import itertools
+import time
+
+import pytest
+
+from conformance import spec, steps
+from conformance.client import Client
+from conformance.harness import Harness
+
+HEARTBEAT_TIMEOUT = spec.close_code("heartbeat_timeout")
+NORMAL_CLOSURE = spec.close_code("normal_closure")
+
+
+def heartbeat_interval(rep: Harness, client: Client) -> float:
+    """The interval (s) this connection's welcome advertises; skip if over budget."""
+    interval_ms = client.welcome.get("payload", {}).get("heartbeatIntervalMs")
+    if not isinstance(interval_ms, int) or interval_ms <= 0:
+        raise rep.fail(
+            "AUTH-010",
+            expected="the welcome to advertise heartbeatIntervalMs",
+            received=f"heartbeatIntervalMs = {interval_ms!r}",
+        )
+    interval = interval_ms / 1000
+    budget = rep.target.budgets.max_heartbeat_wait
+    if interval > budget:
+        pytest.skip(
+            f"the advertised heartbeat interval ({interval:g} s) exceeds the target's "
+            f"budgets.max_heartbeat_wait ({budget:g} s)"
+        )
+    return interval
+
+
+@pytest.mark.requirements("LIFE-001")
+@pytest.mark.parametrize("with_timestamp", [True, False], ids=["timestamp", "empty"])
+def test_ping_is_answered_by_a_correlated_pong(rep: Harness, with_timestamp: bool) -> None:
+    """A ping, with or without its optional timestamp, gets a pong correlated to it."""
+    client = rep.connect()
+    payload = {"timestamp": int(time.time() * 1000)} if with_timestamp else {}
+    ping = client.send("ping", payload)
+    client.expect("pong", correlation_id=ping)
+
+
+@pytest.mark.requirements("LIFE-002")
+@pytest.mark.background
+def test_heartbeats_arrive_at_least_once_per_advertised_interval(rep: Harness) -> None:
+    """Watch 2.5 intervals (pinging to stay alive): no gap between heartbeats exceeds one."""
+    client = rep.connect()
+    interval = heartbeat_interval(rep, client)
+    tolerance = rep.timeouts.heartbeat_tolerance
+    opened = client.received()[0][0]
+    end = opened + 2.5 * interval
+    while rep.transcript.now() < end:
+        time.sleep(min(interval / 2, max(0.0, end - rep.transcript.now())))
+        if client.closed is None:
+            client.send("ping")
+    client.sync()
+    beats = [at for at, m in client.received() if m.get("type") == "heartbeat"]
+    marks = [opened, *(at for at in beats if at <= end), end]
+    gaps = [later - earlier for earlier, later in itertools.pairwise(marks)]
+    worst = max(gaps)
+    rep.record("heartbeat max gap (s)", round(worst, 3))
+    if worst > interval + tolerance:
+        raise rep.fail(
+            "LIFE-002",
+            expected=f"a heartbeat at least every {interval:g} s (tolerance {tolerance:g} s)",
+            received=f"{len(beats)} heartbeat(s) in {2.5 * interval:g} s; the longest gap "
+            f"was {worst:.3f} s",
+        )
+
+
+@pytest.mark.requirements("LIFE-003")
+@pytest.mark.background
+def test_a_silent_client_is_closed_with_4000_after_two_intervals(rep: Harness) -> None:
+    """Say nothing after the handshake: close 4000 after two intervals (by the third)."""
+    client = rep.connect()
+    interval = heartbeat_interval(rep, client)
+    tolerance = rep.timeouts.heartbeat_tolerance
+    opened = client.received()[0][0]
+    closed = client.expect_close(
+        HEARTBEAT_TIMEOUT,
+        within=3 * interval + tolerance,
+        sent="nothing after the handshake",
+    )
+    silent_for = closed.at - opened
+    rep.record("silent-client close after (s)", round(silent_for, 3))
+    if silent_for < 2 * interval - tolerance:
+        raise rep.fail(
+            "LIFE-003",
+            expected=f"the close only after two silent intervals ({2 * interval:g} s)",
+            received=f"the server closed after {silent_for:.3f} s",
+        )
+
+
+@pytest.mark.requirements("LIFE-004")
+@pytest.mark.background
+def test_invalid_messages_count_as_activity(rep: Harness) -> None:
+    """Only invalid frames, every 0.7 intervals for 3.2 intervals: the connection lives."""
+    client = rep.connect()
+    interval = heartbeat_interval(rep, client)
+    opened = client.received()[0][0]
+    for step in range(1, 5):
+        pause = opened + step * 0.7 * interval - rep.transcript.now()
+        time.sleep(max(0.0, pause))
+        if client.closed is not None:
+            break
+        client.send_raw("{this is not json")
+    time.sleep(max(0.0, opened + 3.2 * interval - rep.transcript.now()))
+    if client.closed is not None:
+        raise rep.fail(
+            "LIFE-004",
+            sent="an invalid frame every 0.7 heartbeat intervals",
+            expected="the connection to stay open (every message counts as activity)",
+            received=client.closed.describe(),
+        )
+    client.expect_open()
+
+
+@pytest.mark.requirements("LIFE-006", "MSG-003")
+def test_disconnect_is_answered_then_closed_with_1000(rep: Harness) -> None:
+    """A client's disconnect gets the server's correlated disconnect, then close 1000."""
+    client = rep.connect()
+    sent = client.send("disconnect", {"reason": "conformance check done"})
+    client.expect("disconnect", correlation_id=sent, requirement="LIFE-006")
+    client.expect_close(NORMAL_CLOSURE, requirement="LIFE-006", sent=f"disconnect id={sent!r}")
+    client.expect_none("disconnect", requirement="MSG-003", within=0)
+
+
+@pytest.mark.requirements("LIFE-008", "ROOM-006")
+@pytest.mark.features("rooms")
+@pytest.mark.parametrize("how", ["drop", "close", "disconnect"])
+def test_ending_a_connection_removes_the_client_from_every_room(rep: Harness, how: str) -> None:
+    """However a connection ends, each room's remaining members get user_leave (disconnected)."""
+    leaver = rep.connect(label="leaver")
+    watchers = [rep.connect(label="watcher"), rep.connect(label="watcher")]
+    rooms = [steps.populated_room(rep, watcher, leaver) for watcher in watchers]
+    if how == "drop":
+        leaver.drop()
+    elif how == "close":
+        leaver.close()
+    else:
+        sent = leaver.send("disconnect")
+        leaver.expect("disconnect", correlation_id=sent, requirement="LIFE-006")
+    for watcher, room in zip(watchers, rooms, strict=True):
+        notice = watcher.expect(
+            "user_leave",
+            where=lambda m: m.get("payload", {}).get("clientId") == leaver.client_id,
+            requirement=("LIFE-008", "ROOM-006"),
+            description=f"a user_leave for {leaver.label} in {room}",
+        )
+        reason = notice["payload"].get("reason")
+        if reason != spec.LEAVE_REASON_DISCONNECTED or notice["payload"].get("roomId") != room:
+            raise rep.fail(
+                "ROOM-006",
+                expected=f"user_leave with roomId {room!r} and reason "
+                f"{spec.LEAVE_REASON_DISCONNECTED!r}",
+                received=f"roomId {notice['payload'].get('roomId')!r}, reason {reason!r}",
+            )
+    newcomer = rep.connect(label="newcomer")
+    listed = steps.join(newcomer, rooms[0])
+    if any(m.get("clientId") == leaver.client_id for m in steps.members_of(listed)):
+        raise rep.fail(
+            "LIFE-008",
+            expected=f"{leaver.label} ({leaver.client_id}) gone from {rooms[0]}'s members",
+            received=f"room_join_response still lists it: {steps.members_of(listed)}",
+        )

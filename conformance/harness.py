@@ -1,0 +1,307 @@
+"""The per-check harness (the ``rep`` fixture): connections, tokens, names, HTTP, evidence.
+
+A :class:`Run` lives for the whole session: the target, the token source, the server's
+profile and a run id that makes every user, room, collection and tag name unique, so
+checks neither share rate-limit budgets nor see each other's traffic. A :class:`Harness`
+lives for one check: it opens the check's connections, owns its transcript, and at the
+end reports what the frame checker found wrong in anything the server sent.
+"""
+
+from __future__ import annotations
+
+import itertools
+import secrets
+import threading
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+
+from conformance.client import ANY, SUBPROTOCOL, Client, Matcher, Message, open_websocket
+from conformance.failures import ConformanceFailure
+from conformance.http import HttpClient
+from conformance.profile import ServerProfile
+from conformance.target import Node, Target
+from conformance.tokens import DEFAULT_TTL, TokenSource, TokenUnavailable, token_source
+from conformance.transcript import Transcript
+
+DEFAULT_ROLES = ("user",)
+
+
+@dataclass
+class Run:
+    """Session-wide context shared by every check."""
+
+    target: Target
+    profile: ServerProfile
+    tokens: TokenSource
+    run_id: str = field(default_factory=lambda: secrets.token_hex(3))
+    _counter: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def unique(self, prefix: str) -> str:
+        with self._lock:
+            number = next(self._counter)
+        return f"{prefix}-{self.run_id}-{number}"
+
+
+def probe_profile(target: Target, tokens: TokenSource | None = None) -> ServerProfile:
+    """Open one connection, read the welcome, close. Raises ConnectionError if impossible."""
+    source = tokens or token_source(target.tokens)
+    transcript = Transcript()
+    user = f"probe-{secrets.token_hex(3)}"
+    token = source.mint(user, DEFAULT_ROLES)
+    handshake = open_websocket(
+        target.node.ws_url,
+        transcript=transcript,
+        channel="probe",
+        token=token,
+        timeout=target.timeouts.connect,
+    )
+    if handshake.connection is None:
+        raise ConnectionError(
+            f"the server refused a valid token for a user with role 'user': "
+            f"HTTP {handshake.status} {handshake.body[:200]}"
+        )
+    ws = handshake.connection
+    try:
+        first = ws.recv(timeout=target.timeouts.answer)
+    except TimeoutError as exc:
+        raise ConnectionError("the server sent no welcome after the handshake") from exc
+    finally:
+        ws.close()
+    from rep_spec import decode_text_frame
+
+    message, problem = decode_text_frame(first)
+    if problem is not None or not isinstance(message, dict) or message.get("type") != "auth":
+        raise ConnectionError(f"the first frame was not an auth welcome: {str(first)[:300]}")
+    return ServerProfile(message)
+
+
+@dataclass
+class Attempt:
+    """The outcome of a handshake a check expects may be refused."""
+
+    status: int
+    body: str
+    client: Client | None
+
+
+class Harness:
+    """Everything one check needs; close() ends every connection it opened."""
+
+    def __init__(self, run: Run, requirement_ids: Sequence[str], check_name: str) -> None:
+        self.run = run
+        self.target = run.target
+        self.profile = run.profile
+        self.timeouts = run.target.timeouts
+        self.requirement_ids = tuple(requirement_ids)
+        self.check_name = check_name
+        self.transcript = Transcript()
+        self.clients: list[Client] = []
+        self.figures: dict[str, Any] = {}
+        self._labels: dict[str, int] = {}
+        self.http = HttpClient(run.target.node.http_url, self.transcript, self.timeouts.answer)
+
+    # -- names and tokens --------------------------------------------------------------
+
+    def name(self, prefix: str) -> str:
+        """A name no other check of this run (or earlier run) uses: users, rooms, tags."""
+        return self.run.unique(prefix)
+
+    def user(self, label: str = "user") -> str:
+        return self.name(label)
+
+    def token(
+        self,
+        user: str,
+        roles: Sequence[str] = DEFAULT_ROLES,
+        permissions: Sequence[str] = (),
+        ttl: int = DEFAULT_TTL,
+    ) -> str:
+        try:
+            return self.run.tokens.mint(user, roles, permissions, ttl)
+        except TokenUnavailable as exc:
+            pytest.skip(f"the target's token source cannot mint this token: {exc}")
+
+    def sign(self, claims: dict[str, Any], algorithm: str | None = None) -> str:
+        try:
+            return self.run.tokens.sign(claims, algorithm=algorithm)
+        except TokenUnavailable as exc:
+            pytest.skip(str(exc))
+
+    # -- connections -------------------------------------------------------------------
+
+    def _label(self, user: str) -> str:
+        base = user.split("-")[0]
+        self._labels[base] = self._labels.get(base, 0) + 1
+        return f"{base}#{self._labels[base]}"
+
+    def attempt(
+        self,
+        token: str | None,
+        *,
+        via: str = "header",
+        origin: str | None = None,
+        subprotocols: Sequence[str] = (SUBPROTOCOL,),
+        headers: Iterable[tuple[str, str]] = (),
+        label: str = "anon",
+        user: str = "",
+        node: Node | None = None,
+    ) -> Attempt:
+        """Try a handshake; a 101 yields a client whose welcome has been read."""
+        channel = self._label(label)
+        handshake = open_websocket(
+            (node or self.target.node).ws_url,
+            transcript=self.transcript,
+            channel=channel,
+            token=token,
+            via=via,
+            origin=origin,
+            subprotocols=subprotocols,
+            headers=headers,
+            timeout=self.timeouts.connect,
+        )
+        if handshake.connection is None:
+            return Attempt(handshake.status, handshake.body, None)
+        client = Client(
+            handshake.connection,
+            label=channel,
+            user_id=user,
+            transcript=self.transcript,
+            timeouts=self.timeouts,
+            default_requirements=self.requirement_ids,
+            protocol_version=self.profile.protocol_version,
+        )
+        self.clients.append(client)
+        self._read_welcome(client)
+        return Attempt(101, "", client)
+
+    def _read_welcome(self, client: Client) -> None:
+        welcome = client.expect(
+            "auth", requirement="AUTH-010", description="an auth welcome as the first message"
+        )
+        first = client.received()[0][1]
+        if first is not welcome:
+            raise client.failure(
+                "AUTH-010",
+                expected="the auth welcome to be the first message on the connection",
+                received=f"the first message was a {first.get('type')}",
+            )
+        client.welcome = welcome
+        payload = welcome.get("payload") or {}
+        client.client_id = str(payload.get("clientId", ""))
+
+    def connect(
+        self,
+        user: str | None = None,
+        roles: Sequence[str] = DEFAULT_ROLES,
+        permissions: Sequence[str] = (),
+        *,
+        label: str | None = None,
+        ttl: int = DEFAULT_TTL,
+        via: str = "header",
+        origin: str | None = None,
+        node: Node | None = None,
+    ) -> Client:
+        """A connected client for a (new, unless given) user with the given roles."""
+        user = user or self.user(label or "user")
+        token = self.token(user, roles, permissions, ttl)
+        attempt = self.attempt(
+            token, via=via, origin=origin, label=label or user, user=user, node=node
+        )
+        if attempt.client is None:
+            raise ConformanceFailure(
+                self.requirement_ids,
+                sent=f"a WebSocket handshake with a valid token for {user} (roles {list(roles)})",
+                expected="HTTP 101 and a welcome",
+                received=f"HTTP {attempt.status} {attempt.body[:200]}",
+                transcript=self.transcript,
+            )
+        return attempt.client
+
+    # -- waiting on several connections ------------------------------------------------
+
+    def quiet(
+        self,
+        clients: Iterable[Client],
+        match: Matcher,
+        *,
+        within: float | None = None,
+        correlation_id: Any = ANY,
+        where: Callable[[Message], bool] | None = None,
+        requirement: Iterable[str] | str | None = None,
+        description: str | None = None,
+    ) -> None:
+        """One quiet window for several clients: none of them receives a matching message."""
+        chosen = list(clients)
+        if not chosen:
+            return
+        chosen[0].expect_none(
+            match,
+            correlation_id=correlation_id,
+            where=where,
+            within=within,
+            requirement=requirement,
+            description=description,
+        )
+        for client in chosen[1:]:
+            client.expect_none(
+                match,
+                correlation_id=correlation_id,
+                where=where,
+                within=0.0,
+                requirement=requirement,
+                description=description,
+            )
+
+    # -- skipping ----------------------------------------------------------------------
+
+    def require_feature(self, feature: str) -> None:
+        if not self.profile.supports(feature):
+            pytest.skip(f"the server does not advertise the feature {feature!r} in its welcome")
+
+    def fail(
+        self,
+        requirement: Iterable[str] | str | None,
+        *,
+        expected: str,
+        received: str,
+        sent: str | None = None,
+    ) -> ConformanceFailure:
+        """A failure to raise, attributed (by default) to the check's requirements."""
+        ids = (
+            self.requirement_ids
+            if requirement is None
+            else ((requirement,) if isinstance(requirement, str) else tuple(requirement))
+        )
+        return ConformanceFailure(
+            ids, expected=expected, received=received, sent=sent, transcript=self.transcript
+        )
+
+    def record(self, name: str, value: Any) -> None:
+        """A figure for the report (informational checks)."""
+        self.figures[name] = value
+
+    # -- evidence ----------------------------------------------------------------------
+
+    def frame_failure(self) -> ConformanceFailure | None:
+        """Everything wrong with the frames the server sent during the check, if anything."""
+        found = [(ids, f"{c.label}: {text}") for c in self.clients for ids, text in c.problems]
+        if not found:
+            return None
+        ids = [rid for requirement_ids, _ in found for rid in requirement_ids]
+        lines = [text for _, text in found[:5]]
+        if len(found) > 5:
+            lines.append(f"and {len(found) - 5} more")
+        return ConformanceFailure(
+            ids,
+            expected="every message the server sends to match the server schemas and rules",
+            received="; ".join(lines),
+            transcript=self.transcript,
+        )
+
+    def close(self) -> None:
+        for client in self.clients:
+            client.close()
