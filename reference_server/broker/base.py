@@ -76,6 +76,14 @@ class StreamEvent:
         }
 
 
+def event_position(event_id: str) -> tuple[int, int] | None:
+    """Event ids are ``<ms>-<seq>`` (STREAM-008): their order is the order of these pairs."""
+    ms, dash, seq = event_id.partition("-")
+    if not dash or not ms.isdigit() or not seq.isdigit():
+        return None
+    return int(ms), int(seq)
+
+
 @dataclass(frozen=True)
 class StreamRead:
     events: tuple[StreamEvent, ...]
@@ -187,7 +195,12 @@ class Broker(ABC):
     async def stream_read(
         self, stream_id: str, after: str | None, now_ms: int, retention_ms: int
     ) -> StreamRead:
-        """Buffered events after ``after`` (all when None); found=False if ``after`` is gone."""
+        """Buffered events after position ``after`` (all buffered events when None).
+
+        ``found`` is False when the buffer cannot prove the answer gap-free: an event newer
+        than ``after`` was already dropped, ``after`` lies beyond the newest event, or it is
+        not an event id at all. ``"0-0"`` is the position before a stream's first event.
+        """
 
     @abstractmethod
     async def close(self) -> None:

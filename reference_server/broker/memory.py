@@ -21,6 +21,7 @@ from reference_server.broker.base import (
     StreamEvent,
     StreamRead,
     SyncResult,
+    event_position,
 )
 
 
@@ -36,6 +37,7 @@ class _Stream:
     events: deque[StreamEvent] = field(default_factory=deque)
     last_ms: int = 0
     sequence: int = 0
+    dropped: tuple[int, int] = (0, 0)  # position of the newest event no longer buffered
 
 
 class MemoryBroker(Broker):
@@ -188,19 +190,25 @@ class MemoryBroker(Broker):
 
     @staticmethod
     def _trim(stream: _Stream, now_ms: int, buffer_size: int, retention_ms: int) -> None:
-        while len(stream.events) > buffer_size:
-            stream.events.popleft()
-        while stream.events and stream.events[0].published_ms < now_ms - retention_ms:
-            stream.events.popleft()
+        while stream.events and (
+            len(stream.events) > buffer_size
+            or stream.events[0].published_ms < now_ms - retention_ms
+        ):
+            gone = stream.events.popleft()
+            stream.dropped = max(stream.dropped, event_position(gone.id) or (0, 0))
 
     async def stream_read(
         self, stream_id: str, after: str | None, now_ms: int, retention_ms: int
     ) -> StreamRead:
         stream = self._streams[stream_id]
-        live = [e for e in stream.events if e.published_ms >= now_ms - retention_ms]
+        self._trim(stream, now_ms, len(stream.events), retention_ms)
         if after is None:
-            return StreamRead(tuple(live), True)
-        ids = [e.id for e in live]
-        if after not in ids:
+            return StreamRead(tuple(stream.events), True)
+        position = event_position(after)
+        newest = (stream.last_ms, stream.sequence) if stream.last_ms else (0, 0)
+        if position is None or position < stream.dropped or position > newest:
             return StreamRead((), False)
-        return StreamRead(tuple(live[ids.index(after) + 1 :]), True)
+        return StreamRead(
+            tuple(e for e in stream.events if (event_position(e.id) or (0, 0)) > position),
+            True,
+        )

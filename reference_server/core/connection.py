@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass, field
+from typing import Any, Literal
 
 from reference_server.auth import Principal
 
@@ -61,10 +62,14 @@ class Connection:
     opened_ms: int
     last_received_ms: int
     last_heartbeat_ms: int
+    transport: Literal["websocket", "sse"] = "websocket"
     state: State = State.OPEN
     rooms: set[str] = field(default_factory=set)
     collections: set[str] = field(default_factory=set)
     streams: dict[str, StreamFilter] = field(default_factory=dict)
+    # Stream messages held back while a subscription replays, released in order afterwards,
+    # so a live event that races the replay read is neither lost nor duplicated.
+    held: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
 
     @property
     def user_id(self) -> str:

@@ -12,6 +12,7 @@ import hmac
 import logging
 import uuid
 from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass
 from typing import Any
 
 from reference_server.auth import Principal
@@ -22,6 +23,7 @@ from reference_server.broker.base import (
     Publication,
     RecordOutcome,
     StreamEvent,
+    event_position,
 )
 from reference_server.config import ServerConfig
 from reference_server.core.connection import Connection, Event, StreamFilter, transition
@@ -56,6 +58,13 @@ def _leave_room(room_id: str, client_id: str) -> Callable[[Broker], Awaitable[Le
 
 def _room_members(room_id: str) -> Callable[[Broker], Awaitable[tuple[Member, ...]]]:
     return lambda broker: broker.room_members(room_id)
+
+
+@dataclass(frozen=True)
+class SubscribeOutcome:
+    found: bool
+    replayed: int
+    newest: str
 
 
 class Refused(Exception):
@@ -160,6 +169,8 @@ class ServerCore:
                 yield Close(
                     connection.client_id, catalog().close_code("token_expired"), "token expired"
                 )
+            elif connection.transport == "sse":
+                continue  # SSE clients never speak; the transport sends keep-alive comments
             elif now_ms - connection.last_received_ms >= 2 * interval:
                 transition(connection, Event.HEARTBEAT_TIMEOUT)
                 yield Close(
@@ -314,7 +325,11 @@ class ServerCore:
                 wanted = self._stream_wants(connection, name, publication.message)
             else:
                 wanted = topic in (BROADCAST_TOPIC, DIRECT_TOPIC)
-            if wanted:
+            if not wanted:
+                continue
+            if kind == "stream" and name in connection.held:
+                connection.held[name].append(publication.message)
+            else:
                 sends.append(Send(connection.client_id, publication.message))
         return sends
 
@@ -615,8 +630,7 @@ class ServerCore:
         payload = message["payload"]
         stream_id: str = payload["streamId"]
         self._require(connection, "stream:subscribe", "STREAM-011")
-        stream = self.config.stream(stream_id)
-        if stream is None:
+        if self.config.stream(stream_id) is None:
             raise Refused("not_found", f"no stream {stream_id}", "STREAM-002")
         if stream_id in connection.streams:
             raise Refused("conflict", f"already subscribed to {stream_id}", "STREAM-010")
@@ -626,17 +640,132 @@ class ServerCore:
             frozenset(raw_filter["tags"]) if "tags" in raw_filter else None,
         )
         last_event_id = payload.get("lastEventId")
-        read = yield from ask(
-            lambda b: b.stream_read(stream_id, last_event_id, now_ms, stream.retention_ms)
+        outcome = yield from self._subscribe_stream(
+            connection, stream_id, stream_filter, last_event_id, replay_all=True, now_ms=now_ms
         )
-        connection.streams[stream_id] = stream_filter
-        replay = [e for e in read.events if stream_filter.passes(e.type, e.tags)]
-        response: dict[str, Any] = {"streamId": stream_id, "replayed": len(replay)}
+        response: dict[str, Any] = {"streamId": stream_id, "replayed": outcome.replayed}
         if last_event_id is not None:
-            response["gap"] = not read.found  # STREAM-005
+            response["gap"] = not outcome.found  # STREAM-005
         yield self._respond(connection, message, response)
-        for event in replay:
-            yield Send(connection.client_id, self.stream_event_message(stream_id, event, True))
+        yield from self._release(connection, stream_id)
+
+    def _subscribe_stream(
+        self,
+        connection: Connection,
+        stream_id: str,
+        stream_filter: StreamFilter,
+        after: str | None,
+        *,
+        replay_all: bool,
+        now_ms: int,
+    ) -> Step[SubscribeOutcome]:
+        """Subscribe, then read the buffer; live events arriving meanwhile are held.
+
+        The replay goes into the held list ahead of those live events, minus any the replay
+        already contains, so :meth:`_release` sends each event exactly once, in order.
+        """
+        stream = self.config.stream(stream_id)
+        assert stream is not None
+        connection.streams[stream_id] = stream_filter
+        connection.held[stream_id] = []
+        read = yield from ask(
+            lambda b: b.stream_read(stream_id, after, now_ms, stream.retention_ms)
+        )
+        if after is None and not replay_all:
+            replay: list[StreamEvent] = []
+            newest = read.events[-1].id if read.events else "0-0"
+        else:
+            replay = [e for e in read.events if stream_filter.passes(e.type, e.tags)]
+            newest = read.events[-1].id if read.events else (after or "0-0")
+        if not read.found:  # live delivery starts now: every held event is new to the client
+            latest = yield from ask(
+                lambda b: b.stream_read(stream_id, None, now_ms, stream.retention_ms)
+            )
+            newest = latest.events[-1].id if latest.events else "0-0"
+        horizon = event_position(newest) if read.found else (0, 0)
+        horizon = horizon or (0, 0)
+        live = [
+            held
+            for held in connection.held[stream_id]
+            if (event_position(held["payload"]["event"]["id"]) or (0, 0)) > horizon
+        ]
+        connection.held[stream_id] = [
+            self.stream_event_message(stream_id, event, True) for event in replay
+        ] + live
+        return SubscribeOutcome(read.found, len(replay), newest)
+
+    def _release(self, connection: Connection, stream_id: str) -> Step[None]:
+        for held in connection.held.pop(stream_id, []):
+            yield Send(connection.client_id, held)
+
+    # ------------------------------------------------------------------ SSE
+    def check_event_stream(self, principal: Principal, channels: list[str]) -> None:
+        """Refuse an SSE request before its 200 response starts (SSE-001, SSE-006)."""
+        if not principal.can("stream:subscribe"):
+            raise Refused("forbidden", "this stream needs stream:subscribe", "STREAM-011")
+        for stream_id in channels:
+            if self.config.stream(stream_id) is None:
+                raise Refused("not_found", f"no stream {stream_id}", "SSE-006")
+
+    def open_event_stream(
+        self,
+        principal: Principal,
+        channels: list[str],
+        cursor: dict[str, str] | None,
+        now_ms: int,
+    ) -> tuple[str, Step[dict[str, str]]]:
+        """Register an SSE client; the step subscribes and returns the starting cursor.
+
+        Nothing is sent until :meth:`release_event_stream`: the transport writes the
+        connection event first. Without a cursor only later events are delivered (SSE-011).
+        """
+        self.check_event_stream(principal, channels)
+        self._client_counter += 1
+        client_id = f"{self.messages.node_id}-s{self._client_counter}"
+        connection = Connection(client_id, principal, now_ms, now_ms, now_ms, transport="sse")
+        self.connections[client_id] = connection
+        return client_id, self._open_event_stream(connection, channels, cursor, now_ms)
+
+    def _open_event_stream(
+        self,
+        connection: Connection,
+        channels: list[str],
+        cursor: dict[str, str] | None,
+        now_ms: int,
+    ) -> Step[dict[str, str]]:
+        yield from ask(lambda b: b.connection_opened(connection.client_id, connection.user_id))
+        positions: dict[str, str] = {}
+        for stream_id in channels:
+            after = cursor.get(stream_id) if cursor is not None else None
+            resuming = cursor is not None
+            outcome = yield from self._subscribe_stream(
+                connection,
+                stream_id,
+                StreamFilter(),
+                after if resuming else None,
+                replay_all=False,
+                now_ms=now_ms,
+            )
+            # The connection event's cursor: where a reconnect must resume from (SSE-011).
+            found = resuming and after is not None and outcome.found
+            positions[stream_id] = after if found and after is not None else outcome.newest
+            if resuming and (after is None or not outcome.found):
+                connection.held[stream_id].insert(
+                    0,
+                    self.messages.error(
+                        "replay_unavailable",
+                        f"cannot resume {stream_id} without a gap; live events follow",
+                        details={"streamId": stream_id, "requirement": "SSE-008"},
+                    ),
+                )
+        return positions
+
+    def release_event_stream(self, client_id: str) -> Step[None]:
+        connection = self.connections.get(client_id)
+        if connection is None:
+            return
+        for stream_id in list(connection.held):
+            yield from self._release(connection, stream_id)
 
     def on_stream_unsubscribe(
         self, connection: Connection, message: dict[str, Any], now_ms: int

@@ -1,101 +1,43 @@
-"""The aiohttp application: /ws, /health, /stats and POST /streams/{streamId}/events.
-
-A :class:`Node` joins one :class:`ServerCore` to one :class:`Broker` and the local sockets.
-"""
+"""The aiohttp application: /ws, /events, /health, /stats, POST /streams/{streamId}/events."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import logging
-import time
 from collections.abc import AsyncIterator, Callable
-from typing import Any, TypeVar
 
 import orjson
 from aiohttp import WSMsgType, web
 
-from reference_server.auth import AuthRejected, TokenVerifier, authenticate
-from reference_server.broker.base import Broker, Publication
+from reference_server.auth import AuthRejected
+from reference_server.broker.base import Broker
 from reference_server.broker.memory import MemoryBroker
 from reference_server.config import ServerConfig
-from reference_server.core.driver import run_step
-from reference_server.core.effects import Close, Send, Step
 from reference_server.core.server import CORE_FEATURES, Refused, ServerCore
 from reference_server.transport.channel import WebSocketChannel
-from rep_spec import catalog
+from reference_server.transport.node import (
+    NODE_KEY,
+    Node,
+    authenticate_request,
+    error_response,
+    now_ms,
+)
+from reference_server.transport.sse import events_handler, preflight_handler
 
 log = logging.getLogger("reference_server.transport")
-T = TypeVar("T")
 CoreFactory = Callable[..., ServerCore]
 SUBPROTOCOL = "rep.v1"
-TRANSPORT_FEATURES = ("publish",)
-
-
-def now_ms() -> int:
-    return int(time.time() * 1000)
-
-
-class Node:
-    """Glue: runs core steps against the broker and the local WebSocket channels."""
-
-    def __init__(self, config: ServerConfig, secret: str, broker: Broker, core: ServerCore) -> None:
-        self.config = config
-        self.broker = broker
-        self.core = core
-        self.verifier = TokenVerifier(secret, config.jwt_algorithms)
-        self.channels: dict[str, WebSocketChannel] = {}
-        broker.on_publication(self._on_publication)
-
-    async def execute(self, step: Step[T]) -> T:
-        return await run_step(step, self.broker, self._apply)
-
-    async def _apply(self, effect: Send | Close) -> None:
-        self._apply_now(effect)
-
-    def _apply_now(self, effect: Send | Close) -> None:
-        channel = self.channels.get(effect.client_id)
-        if channel is None:
-            return
-        if isinstance(effect, Close):
-            channel.close(effect.code, effect.reason)
-        elif not channel.push(effect.message):
-            for close in self.core.slow_consumer(effect.client_id):
-                if isinstance(close, Close):
-                    channel.close(close.code, close.reason)
-
-    def _on_publication(self, publication: Publication) -> None:
-        for send in self.core.deliver(publication):
-            self._apply_now(send)
-
-
-NODE_KEY = web.AppKey("rep_node", Node)
-
-
-def _error_response(code: str, message: str) -> web.Response:
-    status = catalog().error_code(code).http_status
-    return web.json_response({"error": {"code": code, "message": message}}, status=status)
-
-
-def _authenticate(request: web.Request, node: Node, permission: str | None = None) -> Any:
-    kwargs = {"required_permission": permission} if permission else {}
-    return authenticate(
-        node.verifier,
-        request.headers,
-        request.query,
-        request.cookies,
-        node.config.allowed_origins,
-        **kwargs,
-    )
+TRANSPORT_FEATURES = ("sse", "publish")
 
 
 async def websocket_handler(request: web.Request) -> web.StreamResponse:
     node = request.app[NODE_KEY]
     try:
-        principal = _authenticate(request, node)
+        principal = authenticate_request(request, node)
     except AuthRejected as rejected:
         log.info("handshake refused: %s %s", rejected.status, rejected.reason)
-        return _error_response(rejected.code, rejected.reason)
+        return error_response(rejected.code, rejected.reason)
     ws = web.WebSocketResponse(
         protocols=(SUBPROTOCOL,),
         max_msg_size=node.config.max_message_bytes,
@@ -143,21 +85,21 @@ async def publish_handler(request: web.Request) -> web.Response:
     """HTTP-003/004: a server-side producer appends an event to a stream."""
     node = request.app[NODE_KEY]
     try:
-        _authenticate(request, node, "stream:publish")
+        authenticate_request(request, node, "stream:publish")
     except AuthRejected as rejected:
-        return _error_response(rejected.code, rejected.reason)
+        return error_response(rejected.code, rejected.reason)
     if (request.content_length or 0) > node.config.max_message_bytes:
-        return _error_response("message_too_large", "body exceeds maxMessageBytes")
+        return error_response("message_too_large", "body exceeds maxMessageBytes")
     raw = await request.content.read(node.config.max_message_bytes + 1)
     if len(raw) > node.config.max_message_bytes:
-        return _error_response("message_too_large", "body exceeds maxMessageBytes")
+        return error_response("message_too_large", "body exceeds maxMessageBytes")
     try:
         body = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
-        return _error_response("invalid_json", f"body is not JSON: {exc}")
+        return error_response("invalid_json", f"body is not JSON: {exc}")
     violation = node.core.validator.check_http_body("publish-request", body)
     if violation is not None:
-        return _error_response("invalid_payload", f"{violation.pointer}: {violation.message}")
+        return error_response("invalid_payload", f"{violation.pointer}: {violation.message}")
     try:
         event = await node.execute(
             node.core.publish_event(
@@ -169,7 +111,7 @@ async def publish_handler(request: web.Request) -> web.Response:
             )
         )
     except Refused as refusal:
-        return _error_response(refusal.code, refusal.message)
+        return error_response(refusal.code, refusal.message)
     return web.json_response({"id": event.id}, status=201)
 
 
@@ -217,6 +159,9 @@ def create_app(
     app.router.add_get("/health", health_handler)
     app.router.add_get("/stats", stats_handler)
     app.router.add_post("/streams/{streamId}/events", publish_handler)
+    app.router.add_get("/events", events_handler)
+    app.router.add_route("OPTIONS", "/events", preflight_handler)
+    app.router.add_route("OPTIONS", "/streams/{streamId}/events", preflight_handler)
     app.cleanup_ctx.append(_lifecycle)
     app.on_shutdown.append(_shutdown)
     return app

@@ -1,4 +1,8 @@
-"""One client's outbound side: a bounded queue drained by a writer task."""
+"""One client's outbound side: a bounded queue drained by a writer task.
+
+WebSocket and SSE clients differ only in how a message is framed; the queue, its bound
+and the close-behind-backlog rule are shared (SSE-010: never buffer without bound).
+"""
 
 from __future__ import annotations
 
@@ -6,18 +10,27 @@ import asyncio
 import contextlib
 import logging
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import orjson
 from aiohttp import web
 
 log = logging.getLogger("reference_server.transport")
+CLOSE_GRACE_SECONDS = 2.0
 
 
 @dataclass(frozen=True)
 class _CloseRequest:
     code: int
     reason: str
+
+
+class OutboundChannel(Protocol):
+    def push(self, message: dict[str, Any]) -> bool: ...
+
+    def close(self, code: int, reason: str) -> None: ...
+
+    async def finish(self, grace_seconds: float = 1.0) -> None: ...
 
 
 class WebSocketChannel:
@@ -40,8 +53,20 @@ class WebSocketChannel:
         try:
             self._queue.put_nowait(_CloseRequest(code, reason))
         except asyncio.QueueFull:  # slow consumer: skip the backlog, close now
-            self._writer.cancel()
-            self._writer = asyncio.create_task(self._ws.close(code=code, message=reason.encode()))
+            self._close_now(code, reason)
+            return
+        # A writer stuck on a client that stopped reading must not hold the close forever.
+        asyncio.get_running_loop().call_later(
+            CLOSE_GRACE_SECONDS, self._close_if_stuck, code, reason
+        )
+
+    def _close_if_stuck(self, code: int, reason: str) -> None:
+        if not self._writer.done():
+            self._close_now(code, reason)
+
+    def _close_now(self, code: int, reason: str) -> None:
+        self._writer.cancel()
+        self._writer = asyncio.create_task(self._ws.close(code=code, message=reason.encode()))
 
     async def _write(self) -> None:
         while True:

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
+from reference_server.broker.base import Publication
 from reference_server.core.effects import Step, ask
+from reference_server.core.server import stream_topic
 from tests.reference_server.harness import Harness
 
 
@@ -391,3 +395,53 @@ def test_stream_errors(h: Harness) -> None:
 def test_event_ids_increase_even_within_one_millisecond(h: Harness) -> None:
     events = [h.run(h.core.publish_event("prices", "t", [], i, h.now)) for i in range(3)]
     assert [e.id for e in events] == [f"{h.now}-0", f"{h.now}-1", f"{h.now}-2"]
+
+
+def test_live_events_racing_the_replay_arrive_once_and_in_order(h: Harness) -> None:
+    """A node that reads the buffer while another node publishes must not lose or repeat."""
+    first = publish(h, "tick", [])
+    original_read = h.broker.stream_read
+
+    async def racing_read(stream_id: str, after: str | None, now_ms: int, retention: int) -> Any:
+        result = await original_read(stream_id, after, now_ms, retention)
+        duplicate = result.events[-1]  # already in the replay, and also delivered live
+        await h.broker.publish(
+            Publication(
+                stream_topic(stream_id), h.core.stream_event_message(stream_id, duplicate, False)
+            )
+        )
+        late = await h.broker.stream_append(stream_id, "tick", [], None, now_ms + 5, 100, 60_000)
+        await h.broker.publish(
+            Publication(
+                stream_topic(stream_id), h.core.stream_event_message(stream_id, late, False)
+            )
+        )
+        return result
+
+    h.broker.stream_read = racing_read  # type: ignore[method-assign]
+    a = h.connect("ann")
+    h.send(a, "stream_subscribe", {"streamId": "prices"})
+    response, *events = h.take(a)
+    assert response["payload"]["replayed"] == 1
+    ids = [m["payload"]["event"]["id"] for m in events]
+    assert ids[0] == first and len(ids) == len(set(ids)) == 2
+
+
+def test_sse_resume_reports_unknown_channels_and_keeps_order(h: Harness) -> None:
+    from reference_server.auth import Principal
+    from rep_spec import catalog
+
+    principal = Principal("ann", ("user",), catalog().permissions_of(["user"]), None, "query")
+    earlier = publish(h, "tick", [])
+    later = publish(h, "tick", [])
+    client, opening = h.core.open_event_stream(principal, ["prices"], {"prices": earlier}, h.now)
+    positions = h.run(opening)
+    assert positions == {"prices": earlier}  # a reconnect before the replay resumes here
+    assert h.take(client) == []  # nothing is sent before the transport's connection event
+    h.run(h.core.release_event_stream(client))
+    assert [m["payload"]["event"]["id"] for m in h.take(client)] == [later]
+    other, opening = h.core.open_event_stream(principal, ["prices"], {}, h.now)
+    h.run(opening)
+    h.run(h.core.release_event_stream(other))
+    (error,) = h.take(other)
+    assert error["payload"]["code"] == "replay_unavailable"

@@ -1,0 +1,84 @@
+"""What every handler shares: the Node (core + broker + local channels) and HTTP helpers.
+
+A :class:`Node` joins one :class:`ServerCore` to one :class:`Broker` and the local sockets.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import TypeVar
+
+from aiohttp import web
+
+from reference_server.auth import Principal, TokenVerifier, authenticate
+from reference_server.broker.base import Broker, Publication
+from reference_server.config import ServerConfig
+from reference_server.core.driver import run_step
+from reference_server.core.effects import Close, Send, Step
+from reference_server.core.server import ServerCore
+from reference_server.transport.channel import OutboundChannel
+from rep_spec import catalog
+
+T = TypeVar("T")
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+class Node:
+    """Glue: runs core steps against the broker and the local WebSocket and SSE channels."""
+
+    def __init__(self, config: ServerConfig, secret: str, broker: Broker, core: ServerCore) -> None:
+        self.config = config
+        self.broker = broker
+        self.core = core
+        self.verifier = TokenVerifier(secret, config.jwt_algorithms)
+        self.channels: dict[str, OutboundChannel] = {}
+        broker.on_publication(self._on_publication)
+
+    async def execute(self, step: Step[T]) -> T:
+        return await run_step(step, self.broker, self._apply)
+
+    async def _apply(self, effect: Send | Close) -> None:
+        self._apply_now(effect)
+
+    def _apply_now(self, effect: Send | Close) -> None:
+        channel = self.channels.get(effect.client_id)
+        if channel is None:
+            return
+        if isinstance(effect, Close):
+            channel.close(effect.code, effect.reason)
+        elif not channel.push(effect.message):
+            for close in self.core.slow_consumer(effect.client_id):
+                if isinstance(close, Close):
+                    channel.close(close.code, close.reason)
+
+    def _on_publication(self, publication: Publication) -> None:
+        for send in self.core.deliver(publication):
+            self._apply_now(send)
+
+
+NODE_KEY = web.AppKey("rep_node", Node)
+
+
+def error_response(code: str, message: str, headers: dict[str, str] | None = None) -> web.Response:
+    """HTTP-004: the registry's status for the code, and a JSON error body."""
+    status = catalog().error_code(code).http_status
+    return web.json_response(
+        {"error": {"code": code, "message": message}}, status=status, headers=headers
+    )
+
+
+def authenticate_request(
+    request: web.Request, node: Node, permission: str | None = None
+) -> Principal:
+    kwargs = {"required_permission": permission} if permission else {}
+    return authenticate(
+        node.verifier,
+        request.headers,
+        request.query,
+        request.cookies,
+        node.config.allowed_origins,
+        **kwargs,
+    )
