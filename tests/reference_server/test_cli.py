@@ -103,3 +103,11 @@ def test_server_process_serves_logs_without_tokens_and_stops_gracefully(tmp_path
     assert any(line["message"].startswith("GET /ws") for line in lines)
     assert token not in logs
     assert token.split(".")[1] not in logs
+
+
+def test_the_readme_example_configuration_loads() -> None:
+    from reference_server.config import load_config
+
+    config = load_config(Path(__file__).resolve().parents[2] / "examples" / "rooms.yaml")
+    assert {room.id for room in config.rooms} == {"staff", "vault", "announcements", "board"}
+    assert config.stream("announcements") is not None
