@@ -1,0 +1,218 @@
+"""Build the spec site strictly and check it as a published site and as a reader sees it.
+
+The build runs once per module (``mkdocs build --strict``, as CI does). The browser checks
+load pages in headless Chromium when it is installed; with REP_REQUIRE_ALL=1 (CI) a
+missing Chromium is a failure, elsewhere a skip.
+"""
+
+from __future__ import annotations
+
+import functools
+import html
+import importlib.util
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+
+from rep_spec import catalog, requirements, schema_dir
+
+ROOT = Path(__file__).resolve().parents[1]
+SCREENSHOTS = ROOT / "reports" / "screenshots"
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("site")
+    result = subprocess.run(
+        [sys.executable, "-m", "mkdocs", "build", "--strict", "--quiet", "-d", str(out)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "NO_MKDOCS_2_WARNING": "1"},
+        check=False,
+    )
+    assert result.returncode == 0, f"mkdocs build failed:\n{result.stdout}\n{result.stderr}"
+    assert "WARNING" not in result.stderr, result.stderr
+    return out
+
+
+def read(site: Path, page: str) -> str:
+    return (site / page / "index.html").read_text(encoding="utf-8")
+
+
+def spec_pages(site: Path) -> dict[str, str]:
+    return {
+        path.parent.name: path.read_text(encoding="utf-8")
+        for path in (site / "specification").glob("*/index.html")
+    }
+
+
+def test_every_requirement_is_rendered_once_with_its_keyword_and_text(site: Path) -> None:
+    pages = spec_pages(site)
+    for requirement in requirements():
+        anchor = f'id="{requirement.id}"'
+        holders = [name for name, text in pages.items() if anchor in text]
+        assert len(holders) == 1, f"{requirement.id} rendered in {holders}"
+        paragraph = re.search(rf"<p [^>]*{anchor}[^>]*>(.*?)</p>", pages[holders[0]], re.S)
+        assert paragraph is not None
+        words = re.sub(r"<[^>]+>", "", paragraph.group(1))
+        assert f"{requirement.id} {requirement.level}:" in " ".join(words.split())
+        plain = " ".join(html.unescape(words).split())
+        assert plain.endswith(requirement.text), (requirement.id, plain)
+
+
+def test_each_message_type_has_a_reference_page(site: Path) -> None:
+    spec = catalog()
+    for name, entry in spec.types.items():
+        page = read(site, f"reference/messages/{name}")
+        assert f"<code>{name}</code>" in page
+        assert entry.group in page and f"<code>{entry.feature}</code>" in page
+        for sender in ("client", "server"):
+            vector = schema_dir() / "vectors" / sender / f"{name}.json"
+            if entry.payload_schema(sender) and vector.is_file():
+                cases = json.loads(vector.read_text(encoding="utf-8"))["tests"]
+                first = next(case["data"] for case in cases if case["valid"])
+                assert html.escape(json.dumps(first["id"]), quote=False) in page, (name, sender)
+
+
+def test_registry_tables_are_complete(site: Path) -> None:
+    spec = catalog()
+    errors = read(site, "reference/error-codes")
+    assert all(f'id="{code}"' in errors for code in spec.error_codes)
+    closes = read(site, "reference/close-codes")
+    assert all(f"<code>{c.code}</code>" in closes for c in spec.close_codes.values())
+    roles = read(site, "reference/roles")
+    assert all(f"<code>{permission}</code>" in roles for permission in spec.permissions)
+
+
+def test_requirement_index_lists_every_id_and_its_checks(site: Path) -> None:
+    index = read(site, "reference/requirements")
+    for requirement in requirements():
+        assert f'<span id="{requirement.id}"></span>' in index
+    if importlib.util.find_spec("conformance.coverage") is None:
+        assert "conformance tests" not in index
+        return
+    from conformance.coverage import tests_by_requirement
+
+    covered = tests_by_requirement()
+    assert covered, "the conformance kit names no requirement"
+    assert "<th>conformance tests</th>" in index
+    for checks in covered.values():
+        assert all(html.escape(check, quote=False) in index for check in checks)
+
+
+def test_schemas_are_served_at_their_ids(site: Path) -> None:
+    served = 0
+    for source in sorted(schema_dir().rglob("*.schema.json")):
+        document = json.loads(source.read_text(encoding="utf-8"))
+        schema_id = document["$id"]
+        if not schema_id.startswith("https://rep-protocol.dev/"):
+            continue
+        published = site / schema_id.removeprefix("https://rep-protocol.dev/")
+        assert json.loads(published.read_text(encoding="utf-8")) == document, schema_id
+        served += 1
+    assert (site / "schemas/1.0/envelope.schema.json").is_file() and served > 20
+    for name in ("messages.json", "requirements.yaml", "asyncapi.yaml"):
+        if (schema_dir() / name).is_file():
+            assert (site / "schemas/1.0" / name).read_bytes() == (schema_dir() / name).read_bytes()
+
+
+def test_generated_pages_are_not_committed() -> None:
+    assert not (ROOT / "docs" / "reference").exists()
+
+
+def test_search_index_covers_the_specification(site: Path) -> None:
+    index = json.loads((site / "search" / "search_index.json").read_text(encoding="utf-8"))
+    locations = {doc["location"].split("#")[0] for doc in index["docs"]}
+    assert {"specification/envelope/", "reference/requirements/"} <= locations
+
+
+# --- as a reader sees it ----------------------------------------------------------------
+
+
+def chromium() -> str:
+    found = shutil.which("chromium")
+    if found is None:
+        reason = "chromium is not on PATH (Debian: apt-get install -y chromium)"
+        if os.environ.get("REP_REQUIRE_ALL") == "1":
+            pytest.fail(reason)
+        pytest.skip(reason)
+    return found
+
+
+@pytest.fixture(scope="module")
+def served(site: Path) -> Iterator[str]:
+    handler = functools.partial(SimpleHTTPRequestHandler, directory=str(site))
+    handler.log_message = lambda *args: None  # type: ignore[method-assign]
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()
+
+
+def run_chromium(tmp_path: Path, *args: str) -> str:
+    command = [
+        chromium(),
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        f"--user-data-dir={tmp_path / 'chromium-profile'}",
+        *args,
+    ]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=90, check=False)
+    assert result.returncode == 0, result.stderr[-2000:]
+    return result.stdout
+
+
+def dump_dom(tmp_path: Path, url: str) -> str:
+    return run_chromium(tmp_path, "--dump-dom", url)
+
+
+def test_home_page_renders_with_navigation(served: str, tmp_path: Path) -> None:
+    dom = dump_dom(tmp_path, served)
+    assert "<h1" in dom and "Realtime Envelope Protocol" in dom
+    for target in ("specification/overview/", "reference/", "conformance-guide/"):
+        assert f'href="{target}"' in dom or f'href="./{target}"' in dom, target
+    overview = dump_dom(tmp_path, served + "specification/overview/")
+    assert "Conventions" in overview and "BCP 14" in overview
+
+
+def test_requirement_anchors_resolve_in_the_browser(served: str, tmp_path: Path) -> None:
+    dom = dump_dom(tmp_path, served + "specification/envelope/#ENV-001")
+    assert re.search(r'<p [^>]*id="ENV-001"', dom)
+    link = re.search(r'href="([^"]*reference/requirements/#ENV-001)"', dom)
+    assert link is not None, "the requirement links to its index entry"
+    index = dump_dom(tmp_path, served + "reference/requirements/#ENV-001")
+    assert 'id="ENV-001"' in index and 'href="../../specification/envelope/#ENV-001"' in index
+
+
+def test_message_catalogue_renders_and_screenshots_are_kept(served: str, tmp_path: Path) -> None:
+    dom = dump_dom(tmp_path, served + "specification/messages/")
+    for name in catalog().types:
+        assert f'href="../../reference/messages/{name}/"' in dom, name
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    for name, url in (("home", served), ("message-catalogue", served + "specification/messages/")):
+        target = SCREENSHOTS / f"{name}.png"
+        target.unlink(missing_ok=True)
+        run_chromium(tmp_path, f"--screenshot={target}", "--window-size=1280,900", url)
+        assert target.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and target.stat().st_size > 10_000
