@@ -7,6 +7,7 @@ sentence and a tool sees a stable target (``page#ENV-001``).
 
 from __future__ import annotations
 
+import html
 import posixpath
 import re
 from collections.abc import Callable, Iterable, Mapping
@@ -190,7 +191,8 @@ def field_rows_table(rows: Iterable[FieldRow], page_src: str) -> str:
     cells = []
     for row in rows:
         depth = row.path.count(".")
-        name = "&nbsp;&nbsp;" * depth + f"`{row.path}`"
+        breakable = html.escape(row.path).replace(".", ".<wbr>")
+        name = "&nbsp;&nbsp;" * depth + f'<code class="rep-member">{breakable}</code>'
         notes = list(row.constraints)
         if row.requirement:
             notes.append(
