@@ -69,7 +69,13 @@ def running_server(
         assert server is not None and isinstance(server, asyncio.base_events.Server)
         return runner, server.sockets[0].getsockname()[1]
 
-    runner, port = asyncio.run_coroutine_threadsafe(start(), loop).result(10)
+    try:
+        runner, port = asyncio.run_coroutine_threadsafe(start(), loop).result(10)
+    except BaseException:  # e.g. BrokerUnavailable: stop the loop thread, then report it
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(5)
+        loop.close()
+        raise
     try:
         yield RunningServer(host, port, secret, runner.app, loop)
     finally:

@@ -12,6 +12,10 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 
+class BrokerUnavailable(Exception):
+    """The store shared by the nodes cannot be reached: at start, or during an outage."""
+
+
 @dataclass(frozen=True)
 class Member:
     user_id: str
@@ -110,6 +114,12 @@ DeliveryCallback = Callable[[Publication], None]
 
 class Broker(ABC):
     """Shared state and fan-out; implementations must be safe for concurrent callers."""
+
+    async def start(self) -> None:  # noqa: B027 - optional hook, not abstract
+        """Reach the backing store before the node serves; raise BrokerUnavailable if it can't.
+
+        Called once at application startup; the in-memory broker has nothing to reach.
+        """
 
     @abstractmethod
     def on_publication(self, callback: DeliveryCallback) -> None:

@@ -127,6 +127,7 @@ async def _ticker(node: Node) -> None:
 
 async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
     node = app[NODE_KEY]
+    await node.broker.start()  # a broker that cannot reach its store fails the start-up
     ticker = asyncio.create_task(_ticker(node))
     yield
     ticker.cancel()

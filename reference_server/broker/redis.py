@@ -1,0 +1,788 @@
+"""The Redis broker: several nodes on one Redis behave as one server.
+
+Fan-out is one pub/sub channel, ``<ns>:bus``. Every node, the publisher included, receives
+every publication once, in the order Redis received them, and filters it locally
+(``ServerCore.deliver``). Shared state lives under ``<ns>:``; every broker method is one
+Lua script or one command, so the atomicity the interface promises holds across nodes:
+
+====================================  =======  ===============================================
+key                                   type     contents
+====================================  =======  ===============================================
+``<ns>:conns``                        hash     client id -> user id
+``<ns>:conn-users``                   hash     user id -> number of open connections
+``<ns>:room:<room>``                  hash     client id -> user id; gone when the room empties
+``<ns>:room-order:<room>``            zset     client id -> join sequence (member order)
+``<ns>:rooms``                        set      ids of the non-empty rooms
+``<ns>:join-seq``                     string   the counter behind the join sequence
+``<ns>:status``                       hash     user id -> presence status
+``<ns>:rate:<user>``                  zset     one unique member per admitted message, by time
+``<ns>:data:<collection>:rev``        string   the collection's revision counter
+``<ns>:data:<collection>:version``    hash     record id -> version
+``<ns>:data:<collection>:body``       hash     record id -> data as JSON
+``<ns>:data:<collection>:changed``    zset     record id -> revision of its last change
+``<ns>:data:<collection>:created``    zset     record id -> revision of its creation (order)
+``<ns>:data:<collection>:deleted``    zset     tombstones: record id -> revision of deletion
+``<ns>:stream:<stream>``              stream   the event buffer; entry ids are the event ids
+``<ns>:stream-meta:<stream>``         hash     newest id (``ms``, ``seq``), newest ``dropped``
+====================================  =======  ===============================================
+
+Failures: :meth:`RedisBroker.connect` raises :class:`BrokerUnavailable` when Redis cannot
+be reached. Later, every operation raises it while Redis is away, except
+:meth:`RedisBroker.rate_limit_hit`, which the core asks before *every* message (pings
+included): it falls back to a window kept by this node alone until Redis answers again.
+The pub/sub reader never gives up: it reconnects with bounded exponential backoff and logs
+the loss, each failed attempt and the recovery. Publications sent while a node is
+disconnected are not replayed to it (Redis pub/sub keeps nothing).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import logging
+from collections.abc import Iterator, Sequence
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import orjson
+from redis.asyncio import Redis
+from redis.asyncio.client import PubSub
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+from redis.commands.core import AsyncScript
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import RedisError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from reference_server.broker.base import (
+    Broker,
+    BrokerUnavailable,
+    DeliveryCallback,
+    JoinResult,
+    LeaveResult,
+    Member,
+    Publication,
+    RateDecision,
+    Record,
+    RecordOutcome,
+    StreamEvent,
+    StreamRead,
+    SyncResult,
+    event_position,
+)
+from reference_server.broker.memory import MemoryBroker
+
+log = logging.getLogger("reference_server.broker.redis")
+
+# What an unreachable or silent Redis looks like from redis-py (timeouts included).
+OUTAGE_ERRORS = (RedisConnectionError, RedisTimeoutError, OSError)
+# Extra life for a rate window's key beyond the window, so node clocks may differ a little.
+RATE_KEY_SLACK_MS = 60_000
+NOT_CONNECTED = "RedisBroker is not connected: await connect() (or start()) first"
+
+# --------------------------------------------------------------------------- Lua scripts
+_ROOM_MEMBERS = """
+local function members(room, order)
+  local out = {}
+  for _, client in ipairs(redis.call('ZRANGE', order, 0, -1)) do
+    out[#out + 1] = client
+    out[#out + 1] = redis.call('HGET', room, client)
+  end
+  return out
+end
+"""
+
+# KEYS: room, room-order, rooms, join-seq; ARGV: room id, client id, user id
+_JOIN = (
+    _ROOM_MEMBERS
+    + """
+local already = redis.call('HEXISTS', KEYS[1], ARGV[2])
+redis.call('HSET', KEYS[1], ARGV[2], ARGV[3])
+if already == 0 then
+  redis.call('ZADD', KEYS[2], redis.call('INCR', KEYS[4]), ARGV[2])
+  redis.call('SADD', KEYS[3], ARGV[1])
+end
+return {already, members(KEYS[1], KEYS[2])}
+"""
+)
+
+# KEYS: room, room-order, rooms; ARGV: room id, client id
+_LEAVE = (
+    _ROOM_MEMBERS
+    + """
+local removed = redis.call('HDEL', KEYS[1], ARGV[2])
+if removed == 1 then
+  redis.call('ZREM', KEYS[2], ARGV[2])
+  if redis.call('EXISTS', KEYS[1]) == 0 then
+    redis.call('DEL', KEYS[2])
+    redis.call('SREM', KEYS[3], ARGV[1])
+  end
+end
+return {removed, members(KEYS[1], KEYS[2])}
+"""
+)
+
+# KEYS: room, room-order
+_MEMBERS = _ROOM_MEMBERS + "return members(KEYS[1], KEYS[2])\n"
+
+# KEYS: conns, conn-users; ARGV: client id, user id
+_CONNECTION_OPENED = """
+local old = redis.call('HGET', KEYS[1], ARGV[1])
+if old == ARGV[2] then return 0 end
+if old and redis.call('HINCRBY', KEYS[2], old, -1) <= 0 then
+  redis.call('HDEL', KEYS[2], old)
+end
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+redis.call('HINCRBY', KEYS[2], ARGV[2], 1)
+return 1
+"""
+
+# KEYS: conns, conn-users; ARGV: client id, user id -> that user's remaining connections
+_CONNECTION_CLOSED = """
+local old = redis.call('HGET', KEYS[1], ARGV[1])
+if old then
+  redis.call('HDEL', KEYS[1], ARGV[1])
+  if redis.call('HINCRBY', KEYS[2], old, -1) <= 0 then redis.call('HDEL', KEYS[2], old) end
+end
+return tonumber(redis.call('HGET', KEYS[2], ARGV[2]) or '0')
+"""
+
+# The seed's sliding window, race-free: trim, count, then admit-and-record or refuse.
+# KEYS: rate window; ARGV: now ms, window ms, limit, unique member, key lifetime ms
+_RATE_LIMIT = """
+local now = tonumber(ARGV[1])
+local window = tonumber(ARGV[2])
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - window)
+if redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[3]) then
+  local oldest = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
+  local retry = window
+  if oldest[2] then retry = tonumber(oldest[2]) + window - now end
+  return {0, math.max(1, retry)}
+end
+redis.call('ZADD', KEYS[1], now, ARGV[4])
+redis.call('PEXPIRE', KEYS[1], ARGV[5])
+return {1, 0}
+"""
+
+# Records. KEYS: rev, version, body, changed, created, deleted (one collection).
+# Replies: {status, version, body JSON, revision}.
+_RECORD_CREATE = """
+local revision = tonumber(redis.call('GET', KEYS[1]) or '0')
+local version = redis.call('HGET', KEYS[2], ARGV[1])
+if version then
+  return {'conflict', tonumber(version), redis.call('HGET', KEYS[3], ARGV[1]), revision}
+end
+revision = redis.call('INCR', KEYS[1])
+redis.call('HSET', KEYS[2], ARGV[1], 1)
+redis.call('HSET', KEYS[3], ARGV[1], ARGV[2])
+redis.call('ZADD', KEYS[4], revision, ARGV[1])
+redis.call('ZADD', KEYS[5], revision, ARGV[1])
+redis.call('ZREM', KEYS[6], ARGV[1])
+return {'ok', 1, ARGV[2], revision}
+"""
+
+# The shared compare step of update and delete: ARGV[1] record id, ARGV[3] expected or ''.
+_RECORD_CHECK = """
+local revision = tonumber(redis.call('GET', KEYS[1]) or '0')
+local version = redis.call('HGET', KEYS[2], ARGV[1])
+if not version then return {'not_found', 0, '', revision} end
+version = tonumber(version)
+if ARGV[3] ~= '' and tonumber(ARGV[3]) ~= version then
+  return {'conflict', version, redis.call('HGET', KEYS[3], ARGV[1]), revision}
+end
+revision = redis.call('INCR', KEYS[1])
+"""
+
+# ARGV: record id, body JSON, expected version or ''
+_RECORD_UPDATE = (
+    _RECORD_CHECK
+    + """
+redis.call('HSET', KEYS[2], ARGV[1], version + 1)
+redis.call('HSET', KEYS[3], ARGV[1], ARGV[2])
+redis.call('ZADD', KEYS[4], revision, ARGV[1])
+return {'ok', version + 1, ARGV[2], revision}
+"""
+)
+
+# ARGV: record id, unused, expected version or ''
+_RECORD_DELETE = (
+    _RECORD_CHECK
+    + """
+local body = redis.call('HGET', KEYS[3], ARGV[1])
+redis.call('HDEL', KEYS[2], ARGV[1])
+redis.call('HDEL', KEYS[3], ARGV[1])
+redis.call('ZREM', KEYS[4], ARGV[1])
+redis.call('ZREM', KEYS[5], ARGV[1])
+redis.call('ZADD', KEYS[6], revision, ARGV[1])
+return {'ok', version, body, revision}
+"""
+)
+
+# ARGV: since revision or '' -> {revision, {id, version, body, ...}, {deleted id, ...}}
+_RECORD_SYNC = """
+local revision = tonumber(redis.call('GET', KEYS[1]) or '0')
+local ids
+local deleted = {}
+if ARGV[1] == '' then
+  ids = redis.call('ZRANGE', KEYS[5], 0, -1)
+else
+  ids = redis.call('ZRANGEBYSCORE', KEYS[4], '(' .. ARGV[1], '+inf')
+  local created = {}
+  for _, id in ipairs(ids) do created[id] = tonumber(redis.call('ZSCORE', KEYS[5], id)) end
+  table.sort(ids, function(a, b) return created[a] < created[b] end)
+  deleted = redis.call('ZRANGEBYSCORE', KEYS[6], '(' .. ARGV[1], '+inf')
+end
+local records = {}
+for _, id in ipairs(ids) do
+  records[#records + 1] = id
+  records[#records + 1] = redis.call('HGET', KEYS[2], id)
+  records[#records + 1] = redis.call('HGET', KEYS[3], id)
+end
+return {revision, records, deleted}
+"""
+
+# Streams. Exact trimming from the head, as MemoryBroker does: drop while the buffer is
+# over size or the oldest event is past retention, and remember the newest dropped id.
+_STREAM_TRIM = """
+local function published(fields)
+  for i = 1, #fields, 2 do
+    if fields[i] == 'p' then return tonumber(fields[i + 1]) end
+  end
+  return 0
+end
+
+local function trim(stream, meta, size, cutoff)
+  local length = redis.call('XLEN', stream)
+  while length > 0 do
+    local batch = redis.call('XRANGE', stream, '-', '+', 'COUNT', 128)
+    local gone = {}
+    for _, entry in ipairs(batch) do
+      if length > size or published(entry[2]) < cutoff then
+        gone[#gone + 1] = entry[1]
+        length = length - 1
+      else
+        break
+      end
+    end
+    if #gone > 0 then
+      redis.call('XDEL', stream, unpack(gone))
+      redis.call('HSET', meta, 'dropped', gone[#gone])
+    end
+    if #gone < #batch or #batch == 0 then return end
+  end
+end
+"""
+
+# KEYS: stream, stream-meta; ARGV: now ms, buffer size, retention ms, type, tags, data
+# Ids are <ms>-<seq>, strictly increasing even if a node's clock stalls or steps back.
+_STREAM_APPEND = (
+    _STREAM_TRIM
+    + """
+local now = tonumber(ARGV[1])
+local last = tonumber(redis.call('HGET', KEYS[2], 'ms') or '0')
+local seq = tonumber(redis.call('HGET', KEYS[2], 'seq') or '0')
+if now > last then
+  last = now
+  seq = 0
+else
+  seq = seq + 1
+end
+local id = string.format('%d-%d', last, seq)
+redis.call('HSET', KEYS[2], 'ms', string.format('%d', last), 'seq', string.format('%d', seq))
+redis.call('XADD', KEYS[1], id, 't', ARGV[4], 'g', ARGV[5], 'd', ARGV[6], 'p', ARGV[1])
+trim(KEYS[1], KEYS[2], tonumber(ARGV[2]), now - tonumber(ARGV[3]))
+return id
+"""
+)
+
+# KEYS: stream, stream-meta; ARGV: now ms, retention ms
+# -> {newest ms, newest seq, newest dropped id, entries}
+_STREAM_READ = (
+    _STREAM_TRIM
+    + """
+trim(KEYS[1], KEYS[2], math.huge, tonumber(ARGV[1]) - tonumber(ARGV[2]))
+local meta = redis.call('HMGET', KEYS[2], 'ms', 'seq', 'dropped')
+return {meta[1] or '0', meta[2] or '0', meta[3] or '0-0', redis.call('XRANGE', KEYS[1], '-', '+')}
+"""
+)
+
+_SCRIPTS = {
+    "join": _JOIN,
+    "leave": _LEAVE,
+    "members": _MEMBERS,
+    "connection_opened": _CONNECTION_OPENED,
+    "connection_closed": _CONNECTION_CLOSED,
+    "rate_limit": _RATE_LIMIT,
+    "record_create": _RECORD_CREATE,
+    "record_update": _RECORD_UPDATE,
+    "record_delete": _RECORD_DELETE,
+    "record_sync": _RECORD_SYNC,
+    "stream_append": _STREAM_APPEND,
+    "stream_read": _STREAM_READ,
+}
+
+
+# --------------------------------------------------------------------------- wire format
+def encode_publication(publication: Publication, origin: str) -> bytes:
+    """One bus message; sets are sorted so equal publications encode equally."""
+    recipients = publication.recipients
+    return orjson.dumps(
+        {
+            "topic": publication.topic,
+            "message": publication.message,
+            "exclude": sorted(publication.exclude),
+            "recipients": None if recipients is None else sorted(recipients),
+            "origin": publication.origin or origin,
+        }
+    )
+
+
+def decode_publication(raw: str | bytes) -> Publication:
+    """The inverse of :func:`encode_publication`; ValueError for anything else on the bus."""
+    body = orjson.loads(raw)
+    if not isinstance(body, dict):
+        raise ValueError("a publication must be a JSON object")
+    topic, message = body.get("topic"), body.get("message")
+    exclude, recipients = body.get("exclude", []), body.get("recipients")
+    origin = body.get("origin", "")
+    if not isinstance(topic, str) or not isinstance(message, dict):
+        raise ValueError("a publication needs a string topic and an object message")
+    if not _strings(exclude) or not (recipients is None or _strings(recipients)):
+        raise ValueError("exclude and recipients must be lists of client ids")
+    if not isinstance(origin, str):
+        raise ValueError("origin must be a string")
+    return Publication(
+        topic,
+        message,
+        frozenset(exclude),
+        None if recipients is None else frozenset(recipients),
+        origin,
+    )
+
+
+def _strings(value: Any) -> bool:
+    return isinstance(value, list) and all(isinstance(item, str) for item in value)
+
+
+def redact(url: str) -> str:
+    """The URL for logs and errors: a password never leaves the process."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    host = parts.netloc.rpartition("@")[2]
+    return urlunsplit(parts._replace(netloc=f"{parts.username or ''}:***@{host}"))
+
+
+def _published_at(now_ms: int) -> str:
+    return datetime.fromtimestamp(now_ms / 1000, UTC).isoformat()
+
+
+def _stream_event(entry_id: str, fields: Sequence[str]) -> StreamEvent:
+    values = dict(zip(fields[::2], fields[1::2], strict=True))
+    published_ms = int(values["p"])
+    return StreamEvent(
+        id=entry_id,
+        type=values["t"],
+        tags=tuple(orjson.loads(values["g"])),
+        data=orjson.loads(values["d"]),
+        published_at=_published_at(published_ms),
+        published_ms=published_ms,
+    )
+
+
+def _members(flat: Sequence[str]) -> tuple[Member, ...]:
+    return tuple(
+        Member(user_id=user, client_id=client)
+        for client, user in zip(flat[::2], flat[1::2], strict=True)
+    )
+
+
+def _outcome(record_id: str, reply: Sequence[Any]) -> RecordOutcome:
+    status, version, body, revision = reply
+    if status == "not_found":
+        return RecordOutcome("not_found", None, int(revision))
+    record = Record(record_id, int(version), orjson.loads(body))
+    return RecordOutcome("conflict" if status == "conflict" else "ok", record, int(revision))
+
+
+class RedisBroker(Broker):
+    """Shared state and fan-out on one Redis (redis-py asyncio); one instance per node.
+
+    Nothing touches the network before :meth:`connect` (or :meth:`start`), so the broker may
+    be built outside the event loop that will run it.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        namespace: str = "rep",
+        node_id: str,
+        connect_timeout: float = 2.0,
+        command_timeout: float = 2.0,
+        reconnect_initial: float = 0.1,
+        reconnect_max: float = 5.0,
+    ) -> None:
+        if not node_id:
+            raise ValueError("node_id must name this node")
+        if not namespace:
+            raise ValueError("namespace must not be empty")
+        self.url = url
+        self.namespace = namespace
+        self.node_id = node_id
+        self.channel = f"{namespace}:bus"
+        self._connect_timeout = connect_timeout
+        self._command_timeout = command_timeout
+        self._reconnect_initial = reconnect_initial
+        self._reconnect_max = reconnect_max
+        self._callbacks: list[DeliveryCallback] = []
+        self._client: Redis | None = None
+        self._bus: Redis | None = None
+        self._scripts: dict[str, AsyncScript] = {}
+        self._reader: asyncio.Task[None] | None = None
+        self._hits = itertools.count()
+        self._local_rate = MemoryBroker()  # the window used while Redis is away
+        self._rate_degraded = False
+
+    # ------------------------------------------------------------------ lifecycle
+    async def start(self) -> None:
+        await self.connect()
+
+    async def connect(self) -> None:
+        """Reach Redis and subscribe to the bus; BrokerUnavailable if Redis does not answer.
+
+        Returns once the subscription is confirmed, so no later publication is missed.
+        Calling it again while connected does nothing.
+        """
+        if self._reader is not None:
+            return
+        client = Redis.from_url(
+            self.url,
+            decode_responses=True,
+            socket_connect_timeout=self._connect_timeout,
+            socket_timeout=self._command_timeout,
+            # One immediate retry replaces a pooled connection that died with a restart.
+            retry=Retry(NoBackoff(), 1),
+        )
+        bus = Redis.from_url(
+            self.url,
+            decode_responses=True,
+            socket_connect_timeout=self._connect_timeout,
+            socket_timeout=self._command_timeout,
+            retry=Retry(NoBackoff(), 0),  # the reader's own loop does the reconnecting
+            health_check_interval=5,  # notice a half-open connection while idle
+        )
+        try:
+            await client.ping()
+            pubsub = await self._subscribe(bus)
+        except (*OUTAGE_ERRORS, RedisError) as exc:
+            await client.aclose()
+            await bus.aclose()
+            raise BrokerUnavailable(f"cannot reach Redis at {redact(self.url)}: {exc}") from exc
+        self._client, self._bus = client, bus
+        self._scripts = {name: client.register_script(src) for name, src in _SCRIPTS.items()}
+        self._reader = asyncio.create_task(self._read_bus(pubsub), name=f"redis-bus-{self.node_id}")
+        log.info(
+            "node %s connected to Redis at %s (namespace %r)",
+            self.node_id,
+            redact(self.url),
+            self.namespace,
+        )
+
+    async def close(self) -> None:
+        """Stop the reader, then close both connection pools; safe to call twice."""
+        self._callbacks.clear()
+        reader, self._reader = self._reader, None
+        if reader is not None:
+            reader.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await reader
+        for client in (self._client, self._bus):
+            if client is not None:
+                await client.aclose()
+        self._client = self._bus = None
+        self._scripts = {}
+
+    # ------------------------------------------------------------------ fan-out
+    def on_publication(self, callback: DeliveryCallback) -> None:
+        self._callbacks.append(callback)
+
+    async def publish(self, publication: Publication) -> None:
+        payload = encode_publication(publication, self.node_id)
+        with self._unavailable("publish"):
+            await self._redis.publish(self.channel, payload)
+
+    async def _subscribe(self, bus: Redis) -> PubSub:
+        """A pub/sub connection whose subscription Redis has confirmed."""
+        pubsub = bus.pubsub()
+        try:
+            await pubsub.subscribe(self.channel)
+            loop = asyncio.get_running_loop()
+            deadline = loop.time() + self._connect_timeout
+            while True:
+                remaining = deadline - loop.time()
+                if remaining <= 0:
+                    raise RedisTimeoutError(f"no confirmation of SUBSCRIBE {self.channel}")
+                message = await pubsub.get_message(timeout=remaining)
+                if message is not None and message["type"] == "subscribe":
+                    return pubsub
+        except BaseException:
+            await self._discard(pubsub)
+            raise
+
+    @staticmethod
+    async def _discard(pubsub: PubSub) -> None:
+        with contextlib.suppress(*OUTAGE_ERRORS, RedisError):
+            await pubsub.aclose()  # type: ignore[no-untyped-call]
+
+    async def _read_bus(self, pubsub: PubSub) -> None:
+        """Deliver every bus message; on loss, resubscribe with bounded exponential backoff."""
+        loop = asyncio.get_running_loop()
+        current: PubSub | None = pubsub
+        delay = self._reconnect_initial
+        lost_at: float | None = None
+        try:
+            while True:
+                try:
+                    if current is None:
+                        assert self._bus is not None
+                        current = await self._subscribe(self._bus)
+                        log.info(
+                            "node %s: Redis pub/sub at %s is back after %.1f s; "
+                            "cross-node delivery resumed",
+                            self.node_id,
+                            redact(self.url),
+                            loop.time() - (lost_at or loop.time()),
+                        )
+                        lost_at, delay = None, self._reconnect_initial
+                    message = await current.get_message(ignore_subscribe_messages=True, timeout=1)
+                except OUTAGE_ERRORS as exc:
+                    if current is not None:
+                        await self._discard(current)
+                        current = None
+                    if lost_at is None:
+                        lost_at = loop.time()
+                        what = "lost; cross-node delivery paused"
+                    else:
+                        what = "still unavailable"
+                    log.warning(
+                        "node %s: Redis pub/sub at %s %s (%s); next attempt in %.1f s",
+                        self.node_id,
+                        redact(self.url),
+                        what,
+                        exc or type(exc).__name__,
+                        delay,
+                    )
+                    await asyncio.sleep(delay)
+                    delay = min(delay * 2, self._reconnect_max)
+                    continue
+                if message is not None and message["type"] == "message":
+                    self._dispatch(message["data"])
+        finally:
+            if current is not None:
+                await self._discard(current)
+
+    def _dispatch(self, raw: str | bytes) -> None:
+        try:
+            publication = decode_publication(raw)
+        except ValueError as exc:  # orjson.JSONDecodeError is a ValueError
+            log.warning("node %s: skipped a malformed bus message: %s", self.node_id, exc)
+            return
+        for callback in list(self._callbacks):
+            try:
+                callback(publication)
+            except Exception:  # one failing delivery must not stop the reader
+                log.exception("node %s: delivery failed on %s", self.node_id, publication.topic)
+
+    # ------------------------------------------------------------------ plumbing
+    @property
+    def _redis(self) -> Redis:
+        if self._client is None:
+            raise RuntimeError(NOT_CONNECTED)
+        return self._client
+
+    @contextlib.contextmanager
+    def _unavailable(self, operation: str) -> Iterator[None]:
+        try:
+            yield
+        except OUTAGE_ERRORS as exc:
+            raise BrokerUnavailable(
+                f"Redis at {redact(self.url)} is unavailable ({operation}): "
+                f"{exc or type(exc).__name__}"
+            ) from exc
+
+    async def _run(self, script: str, keys: Sequence[str], args: Sequence[str | int]) -> Any:
+        if script not in self._scripts:
+            raise RuntimeError(NOT_CONNECTED)
+        with self._unavailable(script):
+            return await self._scripts[script](keys=keys, args=args)
+
+    def _key(self, *parts: str) -> str:
+        return ":".join((self.namespace, *parts))
+
+    def _room_keys(self, room_id: str) -> list[str]:
+        return [self._key("room", room_id), self._key("room-order", room_id), self._key("rooms")]
+
+    def _record_keys(self, collection: str) -> list[str]:
+        return [
+            self._key("data", collection, suffix)
+            for suffix in ("rev", "version", "body", "changed", "created", "deleted")
+        ]
+
+    def _stream_keys(self, stream_id: str) -> list[str]:
+        return [self._key("stream", stream_id), self._key("stream-meta", stream_id)]
+
+    # ------------------------------------------------------------------ connections
+    async def connection_opened(self, client_id: str, user_id: str) -> None:
+        keys = [self._key("conns"), self._key("conn-users")]
+        await self._run("connection_opened", keys, [client_id, user_id])
+
+    async def connection_closed(self, client_id: str, user_id: str) -> int:
+        keys = [self._key("conns"), self._key("conn-users")]
+        return int(await self._run("connection_closed", keys, [client_id, user_id]))
+
+    async def connection_count(self) -> int:
+        with self._unavailable("connection_count"):
+            return int(await self._redis.hlen(self._key("conns")))
+
+    # ------------------------------------------------------------------ rooms
+    async def join_room(self, room_id: str, member: Member) -> JoinResult:
+        keys = [*self._room_keys(room_id), self._key("join-seq")]
+        already, flat = await self._run("join", keys, [room_id, member.client_id, member.user_id])
+        return JoinResult(_members(flat), bool(already))
+
+    async def leave_room(self, room_id: str, client_id: str) -> LeaveResult:
+        removed, flat = await self._run("leave", self._room_keys(room_id), [room_id, client_id])
+        return LeaveResult(bool(removed), _members(flat))
+
+    async def room_members(self, room_id: str) -> tuple[Member, ...]:
+        return _members(await self._run("members", self._room_keys(room_id)[:2], []))
+
+    async def room_count(self) -> int:
+        with self._unavailable("room_count"):
+            return int(await self._redis.scard(self._key("rooms")))
+
+    # ------------------------------------------------------------------ presence
+    async def set_status(self, user_id: str, status: str) -> None:
+        with self._unavailable("set_status"):
+            await self._redis.hset(self._key("status"), user_id, status)
+
+    async def clear_status(self, user_id: str) -> None:
+        with self._unavailable("clear_status"):
+            await self._redis.hdel(self._key("status"), user_id)
+
+    async def statuses(self, user_ids: Sequence[str]) -> dict[str, str]:
+        if not user_ids:
+            return {}
+        with self._unavailable("statuses"):
+            values = await self._redis.hmget(self._key("status"), list(user_ids))
+        # decode_responses=True: every present value is a str.
+        return {user: str(value) for user, value in zip(user_ids, values, strict=True) if value}
+
+    # ------------------------------------------------------------------ rate limiting
+    async def rate_limit_hit(
+        self, user_id: str, now_ms: int, window_ms: int, limit: int
+    ) -> RateDecision:
+        member = f"{now_ms}:{self.node_id}:{next(self._hits)}"  # one per hit, never reused
+        try:
+            allowed, retry_after_ms = await self._run(
+                "rate_limit",
+                [self._key("rate", user_id)],
+                [now_ms, window_ms, limit, member, window_ms + RATE_KEY_SLACK_MS],
+            )
+        except BrokerUnavailable as exc:
+            # The core asks before every message, pings included: keep limiting, per node.
+            if not self._rate_degraded:
+                self._rate_degraded = True
+                log.warning(
+                    "node %s: rate limits are per node until Redis is back: %s", self.node_id, exc
+                )
+            return await self._local_rate.rate_limit_hit(user_id, now_ms, window_ms, limit)
+        if self._rate_degraded:
+            self._rate_degraded = False
+            log.info("node %s: rate limits are shared through Redis again", self.node_id)
+        return RateDecision(bool(allowed), int(retry_after_ms))
+
+    # ------------------------------------------------------------------ records
+    async def record_create(
+        self, collection: str, record_id: str, data: dict[str, Any]
+    ) -> RecordOutcome:
+        reply = await self._run(
+            "record_create", self._record_keys(collection), [record_id, orjson.dumps(data).decode()]
+        )
+        return _outcome(record_id, reply)
+
+    async def record_update(
+        self, collection: str, record_id: str, data: dict[str, Any], expected: int | None
+    ) -> RecordOutcome:
+        args = [record_id, orjson.dumps(data).decode(), "" if expected is None else expected]
+        return _outcome(
+            record_id, await self._run("record_update", self._record_keys(collection), args)
+        )
+
+    async def record_delete(
+        self, collection: str, record_id: str, expected: int | None
+    ) -> RecordOutcome:
+        args = [record_id, "", "" if expected is None else expected]
+        return _outcome(
+            record_id, await self._run("record_delete", self._record_keys(collection), args)
+        )
+
+    async def record_sync(self, collection: str, since_revision: int | None) -> SyncResult:
+        since = "" if since_revision is None else since_revision
+        revision, flat, deleted = await self._run(
+            "record_sync", self._record_keys(collection), [since]
+        )
+        records = tuple(
+            Record(record_id, int(version), orjson.loads(body))
+            for record_id, version, body in zip(flat[::3], flat[1::3], flat[2::3], strict=True)
+        )
+        return SyncResult(int(revision), records, tuple(deleted))
+
+    # ------------------------------------------------------------------ streams
+    async def stream_append(
+        self,
+        stream_id: str,
+        event_type: str,
+        tags: Sequence[str],
+        data: Any,
+        now_ms: int,
+        buffer_size: int,
+        retention_ms: int,
+    ) -> StreamEvent:
+        args: list[str | int] = [
+            now_ms,
+            buffer_size,
+            retention_ms,
+            event_type,
+            orjson.dumps(list(tags)).decode(),
+            orjson.dumps(data).decode(),
+        ]
+        event_id = await self._run("stream_append", self._stream_keys(stream_id), args)
+        return StreamEvent(
+            id=str(event_id),
+            type=event_type,
+            tags=tuple(tags),
+            data=data,
+            published_at=_published_at(now_ms),
+            published_ms=now_ms,
+        )
+
+    async def stream_read(
+        self, stream_id: str, after: str | None, now_ms: int, retention_ms: int
+    ) -> StreamRead:
+        newest_ms, newest_seq, dropped, entries = await self._run(
+            "stream_read", self._stream_keys(stream_id), [now_ms, retention_ms]
+        )
+        events = tuple(_stream_event(entry_id, fields) for entry_id, fields in entries)
+        if after is None:
+            return StreamRead(events, True)
+        position = event_position(after)
+        newest = (int(newest_ms), int(newest_seq)) if int(newest_ms) else (0, 0)
+        if position is None or position < (event_position(dropped) or (0, 0)) or position > newest:
+            return StreamRead((), False)
+        return StreamRead(
+            tuple(e for e in events if (event_position(e.id) or (0, 0)) > position), True
+        )
