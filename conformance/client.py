@@ -124,23 +124,30 @@ def open_websocket(
     channel: str,
     token: str | None = None,
     via: str = "header",
+    placements: Sequence[tuple[str, str]] = (),
     origin: str | None = None,
     subprotocols: Sequence[str] = (SUBPROTOCOL,),
     headers: Iterable[tuple[str, str]] = (),
     timeout: float = 5.0,
 ) -> Handshake:
-    """Open a WebSocket with the token placed as the server must look for it (AUTH-002)."""
+    """Open a WebSocket with tokens placed where the server must look for them (AUTH-002).
+
+    ``token``/``via`` place one token; ``placements`` (``(via, token)`` pairs) place
+    several at once, to check which one the server uses.
+    """
     extra = list(headers)
-    if token is not None:
-        if via == "header":
-            extra.append(("Authorization", f"Bearer {token}"))
-        elif via == "query":
-            url = with_query(url, token=token)
-        elif via == "cookie":
-            extra.append(("Cookie", f"token={token}"))
+    chosen = [(via, token)] if token is not None else []
+    chosen += list(placements)
+    for where, value in chosen:
+        if where == "header":
+            extra.append(("Authorization", f"Bearer {value}"))
+        elif where == "query":
+            url = with_query(url, **{spec.TOKEN_PARAMETER: value})
+        elif where == "cookie":
+            extra.append(("Cookie", f"{spec.TOKEN_PARAMETER}={value}"))
         else:
-            raise ValueError(f"unknown token placement {via!r}")
-    how = f"token in {via}" if token is not None else "no token"
+            raise ValueError(f"unknown token placement {where!r}")
+    how = ("token in " + " and ".join(w for w, _ in chosen)) if chosen else "no token"
     described = f"GET {urlsplit(url).path or '/'} ({how}"
     described += f", Origin {origin}" if origin else ""
     described += f", subprotocols {list(subprotocols)})" if subprotocols else ")"
@@ -247,6 +254,10 @@ class Client:
             self.closed = info
             self._cond.notify_all()
 
+    def is_open(self) -> bool:
+        """False once the connection ended (server close, drop, or our own close)."""
+        return self.closed is None
+
     # -- sending -----------------------------------------------------------------------
 
     def next_id(self) -> str:
@@ -286,13 +297,19 @@ class Client:
 
     def send_json(self, message: Any) -> None:
         """Send any JSON value as one text frame, valid envelope or not."""
+        self._remember(message)
+        self.send_raw(orjson.dumps(message).decode())
+
+    def _remember(self, message: Any) -> None:
         if isinstance(message, dict) and isinstance(message.get("id"), str):
             self._sent[message["id"]] = message
-        self.send_raw(orjson.dumps(message).decode())
 
     def send_raw(self, data: str | bytes, fragments: int = 1) -> None:
         """Send a text (``str``) or binary (``bytes``) message, optionally fragmented."""
         kind = "text" if isinstance(data, str) else "binary"
+        if isinstance(data, str) and data.startswith("{"):
+            with contextlib.suppress(orjson.JSONDecodeError):
+                self._remember(orjson.loads(data))
         shown = data if isinstance(data, str) else f"<binary {len(data)} bytes>"
         note = f" [{fragments} fragments]" if fragments > 1 else ""
         self.transcript.add(self.label, "sent", kind, shown + note)
@@ -492,6 +509,79 @@ class Client:
             )
         return error
 
+    def expect_refusal(
+        self,
+        code: str,
+        *,
+        of: str | None,
+        requirement: Iterable[str] | str,
+        within: float | None = None,
+        exactly_one: bool = True,
+    ) -> Message:
+        """The one error a refused message gets (ERR-001), correlated to it (ERR-003).
+
+        ``of`` is the refused message's id when it had a valid one. ``requirement`` names
+        what a wrong code breaks (e.g. ERR-008 for invalid_envelope). A non-error answer
+        correlated to ``of`` fails at once: the server processed what it had to refuse.
+        With ``exactly_one``, a ping barrier proves no second error followed.
+        """
+        within = self.timeouts.answer if within is None else within
+        sent = self.describe_sent(of) if of is not None else None
+
+        def predicate(message: Message) -> bool:
+            return message.get("type") == "error" and correlation_of(message) in (of, None)
+
+        def contradicts(message: Message) -> bool:
+            return of is not None and correlation_of(message) == of
+
+        started = self.transcript.now()
+        found = self._wait(predicate, within, contradicts)
+        expected = f"an error with code {code!r}" + (
+            f" and metadata.correlation_id = {of!r}" if of is not None else ""
+        )
+        if found is None or found.message is None:
+            raise self.failure(
+                "ERR-001",
+                sent=sent,
+                expected=f"{expected} within {within:g} s",
+                received=self._describe_instead(started),
+            )
+        with self._cond:
+            found.consumed = True
+        error = found.message
+        if error.get("type") != "error":
+            raise self.failure(
+                requirement,
+                sent=sent,
+                expected=expected,
+                received=f"the server processed it and answered {summarize(error)}",
+            )
+        if of is not None and correlation_of(error) != of:
+            raise self.failure(
+                "ERR-003",
+                sent=sent,
+                expected=expected,
+                received=f"received an error without that correlation_id: {summarize(error)}",
+            )
+        got = error["payload"].get("code") if isinstance(error.get("payload"), dict) else None
+        if got != code:
+            raise self.failure(
+                requirement,
+                sent=sent,
+                expected=expected,
+                received=f"received an error with code {got!r}: {summarize(error)}",
+            )
+        if exactly_one:
+            self.sync()
+            self.expect_none(
+                "error",
+                where=lambda m: correlation_of(m) in (of, None),
+                within=0.0,
+                requirement="ERR-001",
+                description=f"second error about {sent or 'the refused frame'}",
+            )
+        return error
+
     def expect_none(
         self,
         match: Matcher,
@@ -552,6 +642,25 @@ class Client:
         ping = self.send("ping")
         self.expect("pong", correlation_id=ping, requirement=requirement)
 
+    def keepalive(self, period: float, until: float) -> None:
+        """Ping every ``period`` seconds until transcript time ``until`` or a close.
+
+        Used while waiting on a server timer, so the heartbeat timeout does not interfere.
+        A close that races a ping ends the loop; the caller then inspects ``closed``.
+        """
+        while self.is_open() and self.transcript.now() < until:
+            try:
+                self.send("ping")
+            except ConformanceFailure:
+                if self.is_open():
+                    raise
+                return
+            with self._cond:
+                self._cond.wait_for(
+                    lambda: self.closed is not None,
+                    timeout=max(0.0, min(period, until - self.transcript.now())),
+                )
+
     def sync(self) -> None:
         """Barrier: once the pong arrives, the server has processed what was sent before."""
         ping = self.send("ping")
@@ -594,6 +703,5 @@ class Client:
         self.transcript.add(self.label, "sent", "close", "TCP connection dropped, no close frame")
         with contextlib.suppress(OSError):
             self.ws.socket.shutdown(socket.SHUT_RDWR)
-        with contextlib.suppress(OSError):
-            self.ws.socket.close()
+        self.ws.close_socket()  # wakes websockets' reader, hence ours, without a close frame
         self._reader.join(timeout=2.0)

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from functools import cache
 from typing import Any
 
-from rep_spec import MessageValidator, catalog, decode_text_frame
+from rep_spec import MessageValidator, Problem, catalog, decode_text_frame
 
 
 @dataclass(frozen=True)
@@ -49,6 +49,21 @@ def check_server_message(message: Any) -> tuple[str, str | None, str] | None:
     if problem is None:
         return None
     return problem.message, problem.pointer, problem.requirement or "ENV-013"
+
+
+def classify_client_message(message: Any) -> Problem | None:
+    """What the schemas say a server must answer to this client message (None: valid)."""
+    with _validator_lock:
+        return _validator().check_client_message(message)
+
+
+def check_http_body(schema: str, body: Any) -> str | None:
+    """What is wrong with an HTTP body against ``schemas/http/<schema>.schema.json``."""
+    with _validator_lock:
+        violation = _validator().check_http_body(schema, body)
+    if violation is None:
+        return None
+    return f"{violation.message} at {violation.pointer or '/'}"
 
 
 class FrameChecker:

@@ -70,6 +70,12 @@ def payload_schema(type_name: str, sender: str = "client") -> dict[str, Any]:
     return contents
 
 
+def schema_at(relative: str) -> dict[str, Any]:
+    """A schema (or subschema, with a fragment) by its path relative to ``schemas/``."""
+    contents: dict[str, Any] = schema_registry().resolver().lookup(schema_uri(relative)).contents
+    return contents
+
+
 def payload_default(type_name: str, member: str) -> Any:
     """The ``default`` a payload schema gives a member (e.g. chat ``type``)."""
     try:

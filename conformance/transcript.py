@@ -15,8 +15,8 @@ from typing import Any, Literal
 
 Direction = Literal["sent", "received", "event"]
 
-#: Frames longer than this are cut in transcripts; oversized-frame checks send ~64 KiB.
-MAX_RENDERED = 2000
+#: Frames longer than this are cut in transcripts; size checks send 64 KiB frames.
+MAX_RENDERED = 600
 
 
 def clip(text: str, limit: int = MAX_RENDERED) -> str:

@@ -1,0 +1,268 @@
+"""Authentication: which handshakes are refused with which status, and the welcome."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import pytest
+
+from conformance import spec
+from conformance.harness import Attempt, Harness
+from conformance.tokens import DEFAULT_TTL, standard_claims, tampered, unsigned_token
+from rep_spec import catalog
+
+UNAUTHORIZED = catalog().error_code(spec.error_code("unauthorized")).http_status
+FORBIDDEN = catalog().error_code(spec.error_code("forbidden")).http_status
+CONNECT = spec.permission("websocket:connect")
+TOKEN_EXPIRED = spec.close_code("token_expired")
+DISALLOWED_ORIGIN = "https://attacker.example.invalid"
+
+
+def refused(rep: Harness, attempt: Attempt, status: int, requirement: str, sent: str) -> None:
+    """The handshake must have been refused with ``status`` and not upgraded."""
+    if attempt.status != status:
+        upgraded = " (the connection was upgraded)" if attempt.client is not None else ""
+        raise rep.fail(
+            requirement,
+            sent=sent,
+            expected=f"HTTP {status} without upgrading",
+            received=f"HTTP {attempt.status}{upgraded}",
+        )
+
+
+def accepted_as(rep: Harness, attempt: Attempt, user: str, requirement: str, sent: str) -> None:
+    if attempt.client is None:
+        raise rep.fail(
+            requirement,
+            sent=sent,
+            expected="HTTP 101 and a welcome",
+            received=f"HTTP {attempt.status}",
+        )
+    got = attempt.client.welcome.get("payload", {}).get("userId")
+    if got != user:
+        raise rep.fail(
+            requirement,
+            sent=sent,
+            expected=f"the welcome's userId to be {user!r}",
+            received=f"userId {got!r}",
+        )
+
+
+@pytest.mark.requirements("AUTH-001")
+def test_a_handshake_without_a_token_is_refused_with_401(rep: Harness) -> None:
+    """No Authorization header, no token parameter, no cookie: 401, no upgrade."""
+    refused(rep, rep.attempt(None), UNAUTHORIZED, "AUTH-001", "a handshake without a token")
+
+
+@pytest.mark.requirements("AUTH-002")
+@pytest.mark.parametrize(
+    ("placed", "winner"),
+    [
+        (("header", "query"), "header"),
+        (("header", "cookie"), "header"),
+        (("query", "cookie"), "query"),
+        (("cookie",), "cookie"),
+    ],
+    ids=["header-over-query", "header-over-cookie", "query-over-cookie", "cookie-alone"],
+)
+def test_the_first_token_present_is_used(
+    rep: Harness, placed: tuple[str, ...], winner: str
+) -> None:
+    """With valid tokens for different users in several places, the first place wins."""
+    users = {where: rep.user(where) for where in placed}
+    placements = [(where, rep.token(users[where])) for where in placed]
+    origin = rep.target.fixtures.allowed_origin
+    if "cookie" in placed and origin is None and winner == "cookie":
+        pytest.skip("a cookie token needs fixtures.allowed_origin (AUTH-009)")
+    attempt = rep.attempt(None, placements=placements, origin=origin)
+    sent = f"valid tokens for different users in {' and '.join(placed)}"
+    accepted_as(rep, attempt, users[winner], "AUTH-002", sent)
+
+
+@pytest.mark.requirements("AUTH-002", "AUTH-003")
+@pytest.mark.parametrize(
+    ("first", "second"), [("header", "query"), ("query", "cookie")], ids=lambda v: v
+)
+def test_only_the_first_token_counts_even_when_it_is_invalid(
+    rep: Harness, first: str, second: str
+) -> None:
+    """A bad token in the first place is not rescued by a good one in the next: 401."""
+    good = rep.token(rep.user())
+    attempt = rep.attempt(
+        None,
+        placements=[(first, tampered(good)), (second, good)],
+        origin=rep.target.fixtures.allowed_origin,
+    )
+    refused(
+        rep,
+        attempt,
+        UNAUTHORIZED,
+        "AUTH-002",
+        f"a tampered token in {first}, a valid one in {second}",
+    )
+
+
+@pytest.mark.requirements("AUTH-003")
+@pytest.mark.parametrize("kind", ["garbage", "two-parts", "tampered-signature", "empty"])
+def test_malformed_or_badly_signed_tokens_are_refused_with_401(rep: Harness, kind: str) -> None:
+    """Tokens that are not JWTs, or whose signature does not verify: 401."""
+    good = rep.token(rep.user())
+    token = {
+        "garbage": "not-a-token",
+        "two-parts": ".".join(good.split(".")[:2]),
+        "tampered-signature": tampered(good),
+        "empty": "",
+    }[kind]
+    refused(rep, rep.attempt(token), UNAUTHORIZED, "AUTH-003", f"a {kind} token")
+
+
+@pytest.mark.requirements("AUTH-004")
+def test_an_expired_token_is_refused_with_401(rep: Harness) -> None:
+    """A correctly signed token whose exp passed a minute ago: 401."""
+    token = rep.token(rep.user(), ttl=-60)
+    refused(rep, rep.attempt(token), UNAUTHORIZED, "AUTH-004", "a token that expired 60 s ago")
+
+
+@pytest.mark.requirements("AUTH-005")
+@pytest.mark.parametrize("alg", ["none", "None", "NONE", "nOnE"])
+@pytest.mark.parametrize("signature", ["", "c2lnbmF0dXJl"], ids=["unsigned", "bogus-signature"])
+def test_tokens_with_algorithm_none_are_refused_with_401(
+    rep: Harness, alg: str, signature: str
+) -> None:
+    """alg none, in any spelling, with or without a signature part: 401."""
+    claims = standard_claims(rep.user(), ["user"], [], DEFAULT_TTL)
+    token = unsigned_token(claims, alg=alg, signature=signature)
+    refused(rep, rep.attempt(token), UNAUTHORIZED, "AUTH-005", f"a token with alg {alg!r}")
+
+
+@pytest.mark.requirements("AUTH-006")
+def test_tokens_signed_with_an_algorithm_off_the_allow_list_are_refused(rep: Harness) -> None:
+    """Signed with the right secret but another HMAC algorithm: 401."""
+    try:
+        algorithms = rep.run.tokens.refused_algorithms()
+    except Exception as exc:
+        pytest.skip(str(exc))
+    if not algorithms:
+        pytest.skip("the server accepts every HMAC algorithm the kit can sign with")
+    for algorithm in algorithms:
+        token = rep.sign(standard_claims(rep.user(), ["user"], [], DEFAULT_TTL), algorithm)
+        refused(
+            rep, rep.attempt(token), UNAUTHORIZED, "AUTH-006", f"a token signed with {algorithm}"
+        )
+
+
+@pytest.mark.requirements("AUTH-007")
+def test_a_token_without_websocket_connect_is_refused_with_403(rep: Harness) -> None:
+    """Valid, but neither its roles nor its permissions grant websocket:connect: 403."""
+    token = rep.token(rep.user(), roles=(), permissions=(spec.permission("room:join"),))
+    refused(
+        rep, rep.attempt(token), FORBIDDEN, "AUTH-007", "a valid token without websocket:connect"
+    )
+
+
+@pytest.mark.requirements("AUTH-008")
+@pytest.mark.parametrize("sub", ["missing", "", 42], ids=["missing", "empty", "number"])
+def test_a_token_without_a_string_subject_is_refused_with_401(rep: Harness, sub: Any) -> None:
+    """sub absent, empty or not a string: 401."""
+    claims: dict[str, Any] = standard_claims("placeholder", ["user"], [], DEFAULT_TTL)
+    if sub == "missing":
+        del claims["sub"]
+    else:
+        claims["sub"] = sub
+    refused(
+        rep, rep.attempt(rep.sign(claims)), UNAUTHORIZED, "AUTH-008", f"a token with sub {sub!r}"
+    )
+
+
+@pytest.mark.requirements("AUTH-009")
+@pytest.mark.parametrize("origin", [None, DISALLOWED_ORIGIN], ids=["no-origin", "foreign-origin"])
+def test_cookie_tokens_from_unlisted_origins_are_refused_with_403(
+    rep: Harness, origin: str | None
+) -> None:
+    """A cookie token with no Origin, or an Origin off the allow-list: 403."""
+    token = rep.token(rep.user())
+    attempt = rep.attempt(token, via="cookie", origin=origin)
+    refused(rep, attempt, FORBIDDEN, "AUTH-009", f"a cookie token with Origin {origin!r}")
+
+
+@pytest.mark.requirements("AUTH-009")
+def test_cookie_tokens_from_an_allowed_origin_are_accepted(rep: Harness) -> None:
+    """The same cookie token from an allowed Origin connects."""
+    origin = rep.target.fixtures.allowed_origin
+    if origin is None:
+        pytest.skip("the target file names no fixtures.allowed_origin")
+    user = rep.user()
+    attempt = rep.attempt(rep.token(user), via="cookie", origin=origin)
+    accepted_as(rep, attempt, user, "AUTH-009", f"a cookie token with Origin {origin!r}")
+
+
+@pytest.mark.requirements("AUTH-010")
+def test_the_welcome_describes_the_connection_and_the_server(rep: Harness) -> None:
+    """First message: auth, connected, this clientId, the token's user, version, limits."""
+    user = rep.user()
+    client = rep.connect(user)
+    payload = client.welcome.get("payload", {})
+    checks = {
+        "status": (payload.get("status"), "connected"),
+        "userId": (payload.get("userId"), user),
+        "protocolVersion major": (
+            str(payload.get("protocolVersion", "")).split(".")[0],
+            str(catalog().major_version),
+        ),
+    }
+    for name, (got, want) in checks.items():
+        if got != want:
+            raise rep.fail("AUTH-010", expected=f"{name} = {want!r}", received=f"{name} = {got!r}")
+    if not payload.get("clientId"):
+        raise rep.fail("AUTH-010", expected="a clientId", received=f"payload {payload!r}")
+
+
+@pytest.mark.requirements("AUTH-010")
+def test_the_features_the_target_claims_are_advertised(rep: Harness) -> None:
+    """Every feature the target file claims appears in the welcome's features."""
+    claimed = rep.target.claimed_features
+    if claimed is None:
+        pytest.skip("the target file claims no features; the welcome's list is taken as is")
+    missing = sorted(f for f in claimed if not rep.profile.supports(f))
+    rep.record("features advertised but not claimed", sorted(rep.profile.features - claimed))
+    if missing:
+        raise rep.fail(
+            "AUTH-010",
+            expected=f"the welcome to list the claimed features {sorted(claimed)}",
+            received=f"it lists {sorted(rep.profile.features)}; missing {missing}",
+        )
+
+
+@pytest.mark.requirements("AUTH-011")
+def test_client_ids_are_unique_among_open_connections(rep: Harness) -> None:
+    """Six connections, two of them for the same user: six different clientIds."""
+    shared = rep.user("shared")
+    clients = [rep.connect(shared), rep.connect(shared)] + [rep.connect() for _ in range(4)]
+    ids = [c.client_id for c in clients]
+    if len(set(ids)) != len(ids):
+        raise rep.fail(
+            "AUTH-011", expected="a different clientId per open connection", received=f"{ids}"
+        )
+
+
+@pytest.mark.requirements("AUTH-012")
+@pytest.mark.background
+def test_a_connection_is_closed_with_4001_when_its_token_expires(rep: Harness) -> None:
+    """A token valid for two more seconds: the open connection is closed with 4001."""
+    ttl = 2
+    budget = rep.target.budgets.max_expiry_wait
+    if ttl + 1 > budget:
+        pytest.skip(f"waiting for expiry needs {ttl + 1} s; budgets.max_expiry_wait is {budget} s")
+    client = rep.connect(ttl=ttl)
+    started = time.monotonic()
+    wait = ttl + 1 + rep.timeouts.heartbeat_tolerance + rep.timeouts.answer
+    interval = (rep.profile.heartbeat_interval_ms or 1000) / 1000
+    client.keepalive(min(0.5, interval / 2), until=rep.transcript.now() + wait)
+    client.expect_close(
+        TOKEN_EXPIRED,
+        within=0.5,
+        requirement="AUTH-012",
+        sent=f"pings while the token ran out ({ttl} s after connecting)",
+    )
+    rep.record("token expiry close after (s)", round(time.monotonic() - started, 3))

@@ -1,0 +1,60 @@
+"""Presence: status updates reach the sender's rooms once each; member lists carry status."""
+
+from __future__ import annotations
+
+import pytest
+
+from conformance import spec, steps
+from conformance.harness import Harness
+
+STATUSES = spec.schema_at("defs.schema.json#/$defs/presenceStatus")["enum"]
+#: A status other than the default one, so that a remembered status is visible.
+CHANGED = next(s for s in STATUSES if s != spec.DEFAULT_STATUS)
+
+
+@pytest.mark.requirements("PRES-001", "MSG-004", "MSG-005")
+@pytest.mark.features("rooms")
+def test_a_status_update_reaches_each_member_of_the_senders_rooms_once(rep: Harness) -> None:
+    """Sender in two rooms; members of one, the other and both get one copy; others none."""
+    sender = rep.connect(label="sender")
+    first, second = rep.connect(label="first"), rep.connect(label="second")
+    both, stranger = rep.connect(label="both"), rep.connect(label="stranger")
+    steps.populated_room(rep, first, both, sender)
+    steps.populated_room(rep, second, both, sender)
+    sent = sender.send("status_update", {"status": CHANGED, "message": "back soon"})
+    for client in (sender, first, second, both):
+        copy = steps.delivered(client, "status_update", sent, requirement="PRES-001")
+        steps.check_sender(rep, copy, sender)
+    rep.quiet(
+        [sender, first, second, both, stranger],
+        "status_update",
+        correlation_id=sent,
+        requirement="PRES-001",
+        description="another copy",
+    )
+
+
+@pytest.mark.requirements("PRES-002")
+@pytest.mark.features("rooms")
+def test_member_lists_carry_the_last_status(rep: Harness) -> None:
+    """A member who set a status is listed with it; a member who set none is listed online."""
+    busy, quiet, joiner = (
+        rep.connect(label="busy"),
+        rep.connect(label="quiet"),
+        rep.connect(label="joiner"),
+    )
+    room = steps.populated_room(rep, busy, quiet)
+    sent = busy.send("status_update", {"status": CHANGED})
+    steps.copy_of(busy, "status_update", sent, requirement="PRES-001")
+    quiet.expect("status_update", correlation_id=sent, requirement="PRES-001")
+    response = steps.join(joiner, room)
+    want = {busy.client_id: CHANGED, quiet.client_id: spec.DEFAULT_STATUS}
+    want[joiner.client_id] = spec.DEFAULT_STATUS
+    got = {m.get("clientId"): m.get("status") for m in steps.members_of(response)}
+    for client_id, status in want.items():
+        if got.get(client_id) != status:
+            raise rep.fail(
+                "PRES-002",
+                expected=f"member {client_id} listed with status {status!r}",
+                received=f"members {steps.members_of(response)}",
+            )

@@ -1,0 +1,203 @@
+"""Event streams: subscribe, replay then live, filters, gaps, exactly-once, unsubscribe.
+
+Events are published over HTTP (feature ``publish``). Every check uses event types and
+tags of its own and filters on them, so events of other checks in the shared fixture
+stream never count.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from conformance import spec, steps
+from conformance.client import Client, Message
+from conformance.harness import Harness
+
+NOT_FOUND = spec.error_code("not_found")
+CONFLICT = spec.error_code("conflict")
+FORBIDDEN = spec.error_code("forbidden")
+CONNECT = spec.permission("websocket:connect")
+
+
+def subscribe(
+    client: Client, stream: str, *, requirement: str = "MSG-003", **options: Any
+) -> Message:
+    return steps.request(
+        client, "stream_subscribe", {"streamId": stream, **options}, requirement=requirement
+    )
+
+
+def events_of(client: Client, stream: str, count: int, requirement: str) -> list[Message]:
+    """The next ``count`` stream_events of ``stream``, in arrival order."""
+    return [
+        client.expect(
+            "stream_event",
+            where=lambda m: m.get("payload", {}).get("streamId") == stream,
+            requirement=requirement,
+            description=f"stream_event {index + 1} of {count} from {stream}",
+        )
+        for index in range(count)
+    ]
+
+
+def ids_of(events: list[Message]) -> list[str]:
+    return [str(e.get("payload", {}).get("event", {}).get("id")) for e in events]
+
+
+def expect_ids(
+    rep: Harness, requirement: str, got: list[Message], want: list[str], what: str
+) -> None:
+    if ids_of(got) != want:
+        raise rep.fail(requirement, expected=f"{what}: {want}", received=f"{ids_of(got)}")
+
+
+@pytest.mark.requirements("STREAM-002")
+def test_subscribing_to_a_missing_stream_is_not_found(rep: Harness) -> None:
+    """stream_subscribe naming a stream the server does not have: not_found."""
+    client = rep.connect()
+    sent = client.send("stream_subscribe", {"streamId": rep.name("no-stream")})
+    client.expect_refusal(NOT_FOUND, of=sent, requirement="STREAM-002")
+
+
+@pytest.mark.requirements("STREAM-004", "STREAM-008")
+@pytest.mark.features("publish")
+def test_buffered_events_are_replayed_in_order_then_live_events_follow(rep: Harness) -> None:
+    """Two events published before subscribing are replayed after the response, then live."""
+    stream = steps.require_stream(rep)
+    kind = rep.name("evt")
+    published = [steps.publish(rep, stream, kind, data={"n": n}) for n in range(2)]
+    client = rep.connect()
+    response = subscribe(client, stream, filter={"eventTypes": [kind]})
+    if response["payload"].get("replayed") != 2:
+        raise rep.fail(
+            "STREAM-004", expected="replayed = 2", received=f"payload {response['payload']!r}"
+        )
+    replay = events_of(client, stream, 2, "STREAM-004")
+    expect_ids(rep, "STREAM-004", replay, published, "the buffered events in publication order")
+    live_id = steps.publish(rep, stream, kind, data={"n": 2})
+    live = events_of(client, stream, 1, "STREAM-004")
+    expect_ids(rep, "STREAM-004", live, [live_id], "the live event")
+    if len(set([*published, live_id])) != 3:
+        raise rep.fail(
+            "STREAM-008", expected="distinct event ids", received=f"{[*published, live_id]}"
+        )
+
+
+@pytest.mark.requirements("STREAM-004")
+@pytest.mark.features("publish")
+def test_replay_after_last_event_id_starts_after_it(rep: Harness) -> None:
+    """With lastEventId, only the buffered events published after it are replayed."""
+    stream = steps.require_stream(rep)
+    kind = rep.name("evt")
+    published = [steps.publish(rep, stream, kind) for _ in range(3)]
+    client = rep.connect()
+    response = subscribe(client, stream, filter={"eventTypes": [kind]}, lastEventId=published[0])
+    if response["payload"].get("gap") is True:
+        raise rep.fail("STREAM-004", expected="no gap", received=f"{response['payload']!r}")
+    replay = events_of(client, stream, 2, "STREAM-004")
+    expect_ids(rep, "STREAM-004", replay, published[1:], "the events after lastEventId")
+    client.sync()
+    client.expect_none("stream_event", within=0.0, description="a further replayed event")
+
+
+@pytest.mark.requirements("STREAM-005")
+@pytest.mark.features("publish")
+def test_an_unknown_last_event_id_is_a_gap_with_live_delivery(rep: Harness) -> None:
+    """lastEventId not in the buffer: gap true, nothing replayed, live events still arrive."""
+    stream = steps.require_stream(rep)
+    kind = rep.name("evt")
+    steps.publish(rep, stream, kind)
+    client = rep.connect()
+    response = subscribe(
+        client, stream, filter={"eventTypes": [kind]}, lastEventId=rep.name("never-issued")
+    )
+    payload = response["payload"]
+    if payload.get("gap") is not True or payload.get("replayed") != 0:
+        raise rep.fail("STREAM-005", expected="gap true, replayed 0", received=f"{payload!r}")
+    client.sync()
+    client.expect_none("stream_event", within=0.0, requirement="STREAM-005", description="replay")
+    live = steps.publish(rep, stream, kind)
+    expect_ids(rep, "STREAM-005", events_of(client, stream, 1, "STREAM-005"), [live], "live")
+
+
+@pytest.mark.requirements("STREAM-006")
+@pytest.mark.features("publish")
+def test_filters_match_on_type_and_any_shared_tag(rep: Harness) -> None:
+    """eventTypes and tags both apply; one shared tag is enough."""
+    stream = steps.require_stream(rep)
+    wanted, other = rep.name("evt"), rep.name("evt")
+    red, blue, green = rep.name("red"), rep.name("blue"), rep.name("green")
+    client = rep.connect()
+    subscribe(client, stream, filter={"eventTypes": [wanted], "tags": [red, blue]})
+    cases = [
+        (wanted, [red], True),
+        (wanted, [green, blue], True),
+        (wanted, [green], False),
+        (wanted, [], False),
+        (other, [red], False),
+    ]
+    passing = [steps.publish(rep, stream, kind, tags=tags) for kind, tags, ok in cases if ok]
+    for kind, tags, ok in cases:
+        if not ok:
+            steps.publish(rep, stream, kind, tags=tags)
+    got = events_of(client, stream, len(passing), "STREAM-006")
+    expect_ids(rep, "STREAM-006", got, passing, "only the events passing the filter")
+    client.sync()
+    client.expect_none(
+        "stream_event",
+        within=rep.timeouts.silence,
+        requirement="STREAM-006",
+        description="an event the filter excludes",
+    )
+
+
+@pytest.mark.requirements("STREAM-007")
+@pytest.mark.features("publish")
+def test_each_subscriber_gets_each_event_once_in_order(rep: Harness) -> None:
+    """Two subscribers, five live events: each gets all five, once, in publication order."""
+    stream = steps.require_stream(rep)
+    kind = rep.name("evt")
+    clients = [rep.connect(label="sub"), rep.connect(label="sub")]
+    for client in clients:
+        subscribe(client, stream, filter={"eventTypes": [kind]})
+    published = [steps.publish(rep, stream, kind, data={"n": n}) for n in range(5)]
+    for client in clients:
+        got = events_of(client, stream, 5, "STREAM-007")
+        expect_ids(rep, "STREAM-007", got, published, f"{client.label}: every event once, in order")
+    rep.quiet(clients, "stream_event", requirement="STREAM-007", description="a duplicate event")
+
+
+@pytest.mark.requirements("STREAM-009", "MSG-003")
+@pytest.mark.features("publish")
+def test_after_unsubscribing_no_event_arrives(rep: Harness) -> None:
+    """Unsubscribe is confirmed; later events do not arrive; a second one is not_found."""
+    stream = steps.require_stream(rep)
+    kind = rep.name("evt")
+    client = rep.connect()
+    subscribe(client, stream, filter={"eventTypes": [kind]})
+    steps.request(client, "stream_unsubscribe", {"streamId": stream}, requirement="STREAM-009")
+    steps.publish(rep, stream, kind)
+    client.expect_none("stream_event", requirement="STREAM-009", description="an event after it")
+    sent = client.send("stream_unsubscribe", {"streamId": stream})
+    client.expect_refusal(NOT_FOUND, of=sent, requirement="STREAM-009")
+
+
+@pytest.mark.requirements("STREAM-010")
+def test_subscribing_twice_is_a_conflict(rep: Harness) -> None:
+    """A second stream_subscribe to the same stream on one connection: conflict."""
+    stream = steps.require_stream(rep)
+    client = rep.connect()
+    subscribe(client, stream, filter={"eventTypes": [rep.name("evt")]})
+    sent = client.send("stream_subscribe", {"streamId": stream})
+    client.expect_refusal(CONFLICT, of=sent, requirement="STREAM-010")
+
+
+@pytest.mark.requirements("STREAM-011", "AUTHZ-002")
+def test_subscribing_needs_stream_subscribe(rep: Harness) -> None:
+    """A token without stream:subscribe cannot subscribe."""
+    stream = steps.require_stream(rep)
+    client = rep.connect(roles=(), permissions=(CONNECT,))
+    sent = client.send("stream_subscribe", {"streamId": stream})
+    client.expect_refusal(FORBIDDEN, of=sent, requirement="STREAM-011")
