@@ -1,9 +1,11 @@
 """The Redis broker: several nodes on one Redis behave as one server.
 
-Fan-out is one pub/sub channel, ``<ns>:bus``. Every node, the publisher included, receives
-every publication once, in the order Redis received them, and filters it locally
-(``ServerCore.deliver``). Shared state lives under ``<ns>:``; every broker method is one
-Lua script or one command, so the atomicity the interface promises holds across nodes:
+Fan-out is one pub/sub channel, ``<ns>:bus``. Every node receives every publication once
+and filters it locally (``ServerCore.deliver``): a node's own publications are delivered by
+``publish`` as soon as Redis accepted them, exactly as MemoryBroker delivers them; the other
+nodes' arrive through the reader, in the order Redis received them. Shared state lives under
+``<ns>:``; every broker method is one Lua script or one command, so the atomicity the
+interface promises holds across nodes:
 
 ====================================  =======  ===============================================
 key                                   type     contents
@@ -39,15 +41,17 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import itertools
 import logging
+import uuid
 from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import orjson
-from redis.asyncio import Redis
+from redis.asyncio import BlockingConnectionPool, Redis
 from redis.asyncio.client import PubSub
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
@@ -325,8 +329,11 @@ _SCRIPTS = {
 
 
 # --------------------------------------------------------------------------- wire format
-def encode_publication(publication: Publication, origin: str) -> bytes:
-    """One bus message; sets are sorted so equal publications encode equally."""
+def encode_publication(publication: Publication, instance: str) -> bytes:
+    """One bus message; ``instance`` names the sending broker so it can skip its own.
+
+    Sets are sorted so equal publications encode equally.
+    """
     recipients = publication.recipients
     return orjson.dumps(
         {
@@ -334,32 +341,34 @@ def encode_publication(publication: Publication, origin: str) -> bytes:
             "message": publication.message,
             "exclude": sorted(publication.exclude),
             "recipients": None if recipients is None else sorted(recipients),
-            "origin": publication.origin or origin,
+            "origin": publication.origin,
+            "instance": instance,
         }
     )
 
 
-def decode_publication(raw: str | bytes) -> Publication:
+def decode_publication(raw: str | bytes) -> tuple[Publication, str]:
     """The inverse of :func:`encode_publication`; ValueError for anything else on the bus."""
     body = orjson.loads(raw)
     if not isinstance(body, dict):
         raise ValueError("a publication must be a JSON object")
     topic, message = body.get("topic"), body.get("message")
     exclude, recipients = body.get("exclude", []), body.get("recipients")
-    origin = body.get("origin", "")
+    origin, instance = body.get("origin", ""), body.get("instance", "")
     if not isinstance(topic, str) or not isinstance(message, dict):
         raise ValueError("a publication needs a string topic and an object message")
     if not _strings(exclude) or not (recipients is None or _strings(recipients)):
         raise ValueError("exclude and recipients must be lists of client ids")
-    if not isinstance(origin, str):
-        raise ValueError("origin must be a string")
-    return Publication(
+    if not isinstance(origin, str) or not isinstance(instance, str):
+        raise ValueError("origin and instance must be strings")
+    publication = Publication(
         topic,
         message,
         frozenset(exclude),
         None if recipients is None else frozenset(recipients),
         origin,
     )
+    return publication, instance
 
 
 def _strings(value: Any) -> bool:
@@ -424,6 +433,7 @@ class RedisBroker(Broker):
         command_timeout: float = 2.0,
         reconnect_initial: float = 0.1,
         reconnect_max: float = 5.0,
+        max_connections: int = 50,
     ) -> None:
         if not node_id:
             raise ValueError("node_id must name this node")
@@ -437,7 +447,9 @@ class RedisBroker(Broker):
         self._command_timeout = command_timeout
         self._reconnect_initial = reconnect_initial
         self._reconnect_max = reconnect_max
+        self._max_connections = max_connections
         self._callbacks: list[DeliveryCallback] = []
+        self._instance = uuid.uuid4().hex  # unique even if two nodes share a node_id
         self._client: Redis | None = None
         self._bus: Redis | None = None
         self._scripts: dict[str, AsyncScript] = {}
@@ -458,14 +470,19 @@ class RedisBroker(Broker):
         """
         if self._reader is not None:
             return
-        client = Redis.from_url(
+        # A bounded pool that queues callers under load instead of failing them (the plain
+        # pool raises "Too many connections", which would look like an outage).
+        pool = BlockingConnectionPool.from_url(
             self.url,
+            max_connections=self._max_connections,
+            timeout=self._command_timeout,
             decode_responses=True,
             socket_connect_timeout=self._connect_timeout,
             socket_timeout=self._command_timeout,
             # One immediate retry replaces a pooled connection that died with a restart.
             retry=Retry(NoBackoff(), 1),
         )
+        client = Redis.from_pool(pool)
         bus = Redis.from_url(
             self.url,
             decode_responses=True,
@@ -510,9 +527,18 @@ class RedisBroker(Broker):
         self._callbacks.append(callback)
 
     async def publish(self, publication: Publication) -> None:
-        payload = encode_publication(publication, self.node_id)
+        """PUBLISH to the other nodes, then deliver here, as MemoryBroker does, before returning.
+
+        Local delivery does not wait for the round trip through the bus: a publication
+        Redis accepted reaches this node's clients even while the reader is resubscribing
+        (a sender always gets its own copy), and a refused one reaches nobody.
+        """
+        if not publication.origin:
+            publication = dataclasses.replace(publication, origin=self.node_id)
+        payload = encode_publication(publication, self._instance)
         with self._unavailable("publish"):
             await self._redis.publish(self.channel, payload)
+        self._deliver(publication)
 
     async def _subscribe(self, bus: Redis) -> PubSub:
         """A pub/sub connection whose subscription Redis has confirmed."""
@@ -586,10 +612,14 @@ class RedisBroker(Broker):
 
     def _dispatch(self, raw: str | bytes) -> None:
         try:
-            publication = decode_publication(raw)
+            publication, instance = decode_publication(raw)
         except ValueError as exc:  # orjson.JSONDecodeError is a ValueError
             log.warning("node %s: skipped a malformed bus message: %s", self.node_id, exc)
             return
+        if instance != self._instance:  # this broker's own were delivered by publish()
+            self._deliver(publication)
+
+    def _deliver(self, publication: Publication) -> None:
         for callback in list(self._callbacks):
             try:
                 callback(publication)
