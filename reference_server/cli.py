@@ -12,6 +12,8 @@ from pathlib import Path
 from aiohttp import web
 
 from reference_server.auth import mint_token
+from reference_server.broker.base import BrokerUnavailable
+from reference_server.broker.factory import broker_from_url
 from reference_server.config import ConfigError, load_config
 from reference_server.logs import PathOnlyAccessLogger, configure_logging
 from reference_server.transport.app import create_app
@@ -39,6 +41,11 @@ def _parser() -> argparse.ArgumentParser:
         "--dev",
         action="store_true",
         help=f"use a fixed development secret when {SECRET_ENV} is unset (never in production)",
+    )
+    serve.add_argument(
+        "--broker",
+        metavar="URL",
+        help="redis://host:port/db to run as one node of a cluster (default: in memory)",
     )
     serve.add_argument("--log-level", default="INFO")
     token = commands.add_parser("token", help="print a signed token for development")
@@ -70,14 +77,35 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     if secret == DEV_SECRET:
         log.warning("using the development secret; tokens: rep-server token --dev --user NAME")
-    app = create_app(config, secret)
-    log.info("listening on http://%s:%s (WebSocket at /ws)", args.host, args.port)
-    web.run_app(
-        app,
-        host=args.host,
-        port=args.port,
-        print=None,
-        access_log_class=PathOnlyAccessLogger,
-        shutdown_timeout=5,
+    node_id = os.urandom(4).hex()
+    try:
+        broker = broker_from_url(args.broker, node_id)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    app = create_app(
+        config,
+        secret,
+        broker=broker,
+        node_id=node_id,
+        extra_features=("cluster",) if args.broker else (),
     )
+
+    async def announce(_: web.Application) -> None:  # after the broker is reachable
+        log.info("listening on http://%s:%s (WebSocket at /ws)", args.host, args.port)
+
+    app.on_startup.append(announce)
+    try:
+        web.run_app(
+            app,
+            host=args.host,
+            port=args.port,
+            print=None,
+            access_log_class=PathOnlyAccessLogger,
+            shutdown_timeout=5,
+        )
+    except BrokerUnavailable as exc:
+        log.error("cannot start: broker unavailable: %s", exc)
+        print(f"error: broker unavailable: {exc}", file=sys.stderr)
+        return 3
     return 0

@@ -14,6 +14,7 @@ from reference_server.auth import AuthRejected
 from reference_server.broker.base import Broker
 from reference_server.broker.memory import MemoryBroker
 from reference_server.config import ServerConfig
+from reference_server.core.messages import MessageFactory
 from reference_server.core.server import CORE_FEATURES, Refused, ServerCore
 from reference_server.transport.channel import WebSocketChannel
 from reference_server.transport.node import (
@@ -150,9 +151,17 @@ def create_app(
     broker: Broker | None = None,
     core_factory: CoreFactory = ServerCore,
     extra_features: tuple[str, ...] = (),
+    node_id: str | None = None,
 ) -> web.Application:
-    """Build the application; nothing is configured at import time."""
-    core = core_factory(config, features=(*CORE_FEATURES, *TRANSPORT_FEATURES, *extra_features))
+    """Build the application; nothing is configured at import time.
+
+    ``node_id`` prefixes every id the node makes, so ids stay unique across a cluster.
+    """
+    core = core_factory(
+        config,
+        features=(*CORE_FEATURES, *TRANSPORT_FEATURES, *extra_features),
+        messages=MessageFactory(node_id),
+    )
     node = Node(config, secret, broker or MemoryBroker(), core)
     app = web.Application(client_max_size=config.max_message_bytes + 1024)
     app[NODE_KEY] = node

@@ -111,3 +111,21 @@ def test_the_readme_example_configuration_loads() -> None:
     config = load_config(Path(__file__).resolve().parents[2] / "examples" / "rooms.yaml")
     assert {room.id for room in config.rooms} == {"staff", "vault", "announcements", "board"}
     assert config.stream("announcements") is not None
+
+
+def test_unreachable_broker_fails_the_start_with_exit_code_3(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("REP_JWT_SECRET", "s" * 32)
+    port = _free_port()  # nothing listens there
+    code = main(["serve", "--port", str(_free_port()), "--broker", f"redis://127.0.0.1:{port}/0"])
+    assert code == 3
+    assert "broker unavailable" in capsys.readouterr().err
+
+
+def test_unknown_broker_scheme_is_refused(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("REP_JWT_SECRET", "s" * 32)
+    assert main(["serve", "--broker", "amqp://localhost"]) == 2
+    assert "redis://" in capsys.readouterr().err
