@@ -19,7 +19,7 @@ def function_of(check_id: str) -> str:
     return check_id.split("::")[-1].split("[")[0]
 
 
-def test_entry_matches(pattern: str, check_id: str) -> bool:
+def pattern_matches(pattern: str, check_id: str) -> bool:
     """Exact id, id without parameters, or bare function name."""
     if pattern == check_id:
         return True
@@ -34,7 +34,7 @@ class Baseline:
 
     def test_entry(self, check_id: str) -> BaselineEntry | None:
         for entry in self.entries:
-            if entry.test is not None and test_entry_matches(entry.test, check_id):
+            if entry.test is not None and pattern_matches(entry.test, check_id):
                 return entry
         return None
 

@@ -540,8 +540,9 @@ class Client:
             f" and metadata.correlation_id = {of!r}" if of is not None else ""
         )
         if found is None or found.message is None:
+            silent = ["ERR-001", *self._ids_of(requirement)]
             raise self.failure(
-                "ERR-001",
+                silent,
                 sent=sent,
                 expected=f"{expected} within {within:g} s",
                 received=self._describe_instead(started),

@@ -258,6 +258,10 @@ class Harness:
                 description=description,
             )
 
+    def http_for(self, node: Node) -> HttpClient:
+        """HTTP to another node of the cluster, recorded in the same transcript."""
+        return HttpClient(node.http_url, self.transcript, self.timeouts.answer)
+
     # -- skipping ----------------------------------------------------------------------
 
     def require_feature(self, feature: str) -> None:

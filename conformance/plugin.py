@@ -159,13 +159,13 @@ class Recorder:
             raise pytest.UsageError(f"checks name unknown requirement ids: {', '.join(unknown)}")
         wanted = config.getoption("rep_check")
         if wanted:
-            from conformance.baseline import test_entry_matches
+            from conformance.baseline import pattern_matches
 
             keep = [
                 item
                 for item in items
                 if not is_check(item)
-                or any(test_entry_matches(pattern, check_id_of(item)) for pattern in wanted)
+                or any(pattern_matches(pattern, check_id_of(item)) for pattern in wanted)
             ]
             deselected = [item for item in items if item not in keep]
             if deselected:

@@ -13,6 +13,7 @@ from typing import Any
 from conformance import spec
 from conformance.client import Client, Message, summarize
 from conformance.harness import Harness
+from conformance.http import HttpClient
 from rep_spec import catalog
 
 RESPONSE = "MSG-003"
@@ -113,10 +114,11 @@ def publish(
     tags: Sequence[str] = (),
     data: Any = None,
     token: str | None = None,
+    http: HttpClient | None = None,
 ) -> str:
     """POST an event to a stream; returns the stored event id (HTTP-003)."""
     body = {"type": event_type, "tags": list(tags), "data": data if data is not None else {}}
-    response = rep.http.post(
+    response = (http or rep.http).post(
         f"/streams/{stream_id}/events", json=body, token=token or admin_token(rep)
     )
     event_id = response.json().get("id") if isinstance(response.json(), dict) else None

@@ -59,9 +59,7 @@ def _transcript(entries: Sequence[Mapping[str, Any]]) -> str:
     rows = []
     for entry in entries:
         arrow = {"sent": "&rarr;", "received": "&larr;"}.get(str(entry.get("direction")), "&bull;")
-        problems = "".join(
-            f'<div class="problem">{_e(p)}</div>' for p in entry.get("problems", [])
-        )
+        problems = "".join(f'<div class="problem">{_e(p)}</div>' for p in entry.get("problems", []))
         rows.append(
             f'<tr class="{_e(entry.get("direction"))}"><td>{float(entry.get("at", 0)):.3f}s</td>'
             f"<td>{_e(entry.get('channel'))}</td><td>{arrow}</td><td>{_e(entry.get('kind'))}</td>"
@@ -104,11 +102,13 @@ def _requirement(requirement: Mapping[str, Any], tests: Mapping[str, Mapping[str
         for f in requirement.get("failures", [])
         if f.get("test") in tests
     )
-    skips = "".join(f"<li>skipped: {_e(reason)}</li>" for reason in requirement.get("skip_reasons", []))
+    skips = "".join(
+        f"<li>skipped: {_e(reason)}</li>" for reason in requirement.get("skip_reasons", [])
+    )
     feature = requirement.get("feature")
     return (
         f'<article id="{_e(rid)}"><h3><a href="#{_e(rid)}">{_e(rid)}</a> '
-        f"{_badge(str(requirement.get('verdict')))} <span class=\"level\">"
+        f'{_badge(str(requirement.get("verdict")))} <span class="level">'
         f"{_e(requirement.get('level'))} &middot; verified by {_e(requirement.get('verified_by'))}"
         + (f" &middot; feature {_e(feature)}" if feature else "")
         + f"</span></h3><p>{_e(requirement.get('text'))}</p>"
@@ -168,7 +168,7 @@ def render_html(report: Mapping[str, Any]) -> str:
         for k, v in sorted(report.get("figures", {}).items())
     )
     return (
-        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
         f"<title>REP conformance: {_e(target.get('name'))}</title><style>{STYLE}</style></head>"
         f"<body><h1>REP {_e(report.get('protocol_version'))} conformance report</h1>"
         f'<p class="outcome o-{_e(outcome)}">{_e(outcome.upper())}</p>'

@@ -25,8 +25,7 @@ def render_markdown(report: Mapping[str, Any]) -> str:
         f"## {icon} REP {_cell(report.get('protocol_version'))} conformance: {outcome}",
         "",
         f"Target **{_cell(target.get('name'))}** (`{_cell(target.get('ws_url'))}`), "
-        f"{report.get('duration_s')} s"
-        + (", strict" if report.get("strict") else ""),
+        f"{report.get('duration_s')} s" + (", strict" if report.get("strict") else ""),
         "",
     ]
     totals = report.get("totals", {})
@@ -40,9 +39,7 @@ def render_markdown(report: Mapping[str, Any]) -> str:
         counts = section.get("verdicts", {})
         cells = " | ".join(str(counts.get(v, "")) for v in VERDICT_ORDER)
         lines.append(f"| {_cell(section.get('title'))} | {cells} |")
-    findings = [
-        r for r in report.get("requirements", []) if r.get("verdict") in ("fail", "warn")
-    ]
+    findings = [r for r in report.get("requirements", []) if r.get("verdict") in ("fail", "warn")]
     if findings:
         lines += ["", "### Findings", "", "| requirement | level | verdict | check | finding |"]
         lines.append("|---|---|---|---|---|")

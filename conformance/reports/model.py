@@ -8,10 +8,9 @@ from typing import Any
 
 import orjson
 
-from rep_spec import catalog, requirements
-
 from conformance import __version__
 from conformance.results import CheckResult, RequirementResult, section_summary
+from rep_spec import catalog, requirements
 
 REPORT_FORMAT = 1
 

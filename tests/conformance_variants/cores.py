@@ -1,0 +1,235 @@
+"""Broken server cores: each subclass of the reference core breaks exactly one rule.
+
+They exist to prove that the conformance kit notices; they live in the project's tests,
+never in the shipped kit.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from reference_server.config import ServerConfig
+from reference_server.core.connection import Connection
+from reference_server.core.effects import Close, Effect, Publish, Send, Step
+from reference_server.core.messages import MessageFactory
+from reference_server.core.server import ServerCore
+from rep_spec import catalog, decode_text_frame
+
+Message = dict[str, Any]
+
+
+def filtered(step: Step[Any], drop: Callable[[Effect], bool]) -> Step[Any]:
+    """Run ``step`` but swallow the effects ``drop`` selects (only Send/Publish, which the
+    driver answers with None), passing everything else and every answer through."""
+    answer: Any = None
+    while True:
+        try:
+            effect = step.send(answer)
+        except StopIteration as stop:
+            return stop.value
+        answer = None if drop(effect) else (yield effect)
+
+
+def _sends(message_type: str) -> Callable[[Effect], bool]:
+    def drop(effect: Effect) -> bool:
+        return isinstance(effect, Send) and effect.message.get("type") == message_type
+
+    return drop
+
+
+class PongWithoutCorrelation(ServerCore):
+    """LIFE-001: the pong does not say which ping it answers."""
+
+    def on_ping(self, connection: Connection, message: Message, now_ms: int) -> Step[None]:
+        yield Send(connection.client_id, self.messages.build("pong", {"timestamp": now_ms}))
+
+
+class JoinerHearsItsOwnJoin(ServerCore):
+    """ROOM-004: the joiner is sent the user_join meant for the others."""
+
+    def on_room_join(self, connection: Connection, message: Message, now_ms: int) -> Step[None]:
+        yield from super().on_room_join(connection, message, now_ms)
+        payload = {
+            "roomId": message["payload"]["roomId"],
+            "userId": connection.user_id,
+            "clientId": connection.client_id,
+        }
+        yield Send(connection.client_id, self.messages.build("user_join", payload))
+
+
+class NoRateLimit(ServerCore):
+    """RATE-002: every message is admitted, however many."""
+
+    def _admit(self, connection: Connection, now_ms: int, correlation: str | None) -> Step[bool]:
+        yield from ()
+        return True
+
+
+class UnknownTypeIgnored(ServerCore):
+    """MSG-001: a message of an unregistered type gets no answer at all."""
+
+    def receive_text(self, client_id: str, data: str | bytes, now_ms: int) -> Step[None]:
+        message, problem = decode_text_frame(data)
+        if problem is None and message.get("type") not in catalog().types:
+            connection = self.connections.get(client_id)
+            if connection is not None:
+                connection.last_received_ms = now_ms
+            return
+        yield from super().receive_text(client_id, data, now_ms)
+
+
+class UpdateIgnoresExpectedVersion(ServerCore):
+    """DATA-004: optimistic concurrency is not enforced on updates."""
+
+    def on_data_update(self, connection: Connection, message: Message, now_ms: int) -> Step[None]:
+        payload = {k: v for k, v in message["payload"].items() if k != "expectedVersion"}
+        yield from super().on_data_update(connection, {**message, "payload": payload}, now_ms)
+
+
+class _NoSender(MessageFactory):
+    def build(self, message_type: str, payload: dict[str, Any], **kw: Any) -> Message:
+        kw.pop("sender", None)
+        return super().build(message_type, payload, **kw)
+
+
+class CopiesWithoutSender(ServerCore):
+    """MSG-005: distributed copies do not say who sent the original."""
+
+    def __init__(self, config: ServerConfig, **kw: Any) -> None:
+        super().__init__(config, messages=_NoSender(), **kw)
+
+
+class _UncorrelatedErrors(MessageFactory):
+    def error(self, code: str, message: str, **kw: Any) -> Message:
+        kw.pop("correlation_id", None)
+        return super().error(code, message, **kw)
+
+
+class ErrorsWithoutCorrelation(ServerCore):
+    """ERR-003: errors never name the message they refuse."""
+
+    def __init__(self, config: ServerConfig, **kw: Any) -> None:
+        super().__init__(config, messages=_UncorrelatedErrors(), **kw)
+
+
+class _OtherVersion(MessageFactory):
+    def build(self, message_type: str, payload: dict[str, Any], **kw: Any) -> Message:
+        built = super().build(message_type, payload, **kw)
+        built["metadata"]["version"] = f"{catalog().major_version}.9"
+        return built
+
+
+class VersionDisagreesWithWelcome(ServerCore):
+    """ENV-008: messages carry a version other than the one the welcome announces."""
+
+    def __init__(self, config: ServerConfig, **kw: Any) -> None:
+        super().__init__(config, messages=_OtherVersion(), **kw)
+
+
+class ClosesOnInvalidJson(ServerCore):
+    """ERR-005: a frame that is not JSON ends the connection instead of an error."""
+
+    def receive_text(self, client_id: str, data: str | bytes, now_ms: int) -> Step[None]:
+        _, problem = decode_text_frame(data)
+        if problem is not None and problem.code == "invalid_json":
+            yield Close(client_id, 1008, "bad json")
+            return
+        yield from super().receive_text(client_id, data, now_ms)
+
+
+class AnyMajorVersion(ServerCore):
+    """VER-002: metadata.version is never looked at."""
+
+    def receive_text(self, client_id: str, data: str | bytes, now_ms: int) -> Step[None]:
+        message, problem = decode_text_frame(data)
+        if problem is None and isinstance(message.get("metadata"), dict):
+            message["metadata"].pop("version", None)
+            import orjson
+
+            data = orjson.dumps(message).decode()
+        yield from super().receive_text(client_id, data, now_ms)
+
+
+class BinaryIgnored(ServerCore):
+    """WS-003: binary frames are dropped silently."""
+
+    def receive_binary(self, client_id: str, now_ms: int) -> Step[None]:
+        yield from ()
+
+
+class StatusToSenderOnly(ServerCore):
+    """PRES-001: a status update is only echoed to its sender."""
+
+    def on_status_update(self, connection: Connection, message: Message, now_ms: int) -> Step[None]:
+        yield Send(connection.client_id, self._copy(connection, message, message["payload"]))
+
+
+class BroadcastWithoutPermission(ServerCore):
+    """NOTIF-001: anyone may broadcast to everyone."""
+
+    @staticmethod
+    def _require(connection: Connection, permission: str, requirement: str) -> None:
+        if permission != "message:broadcast":
+            ServerCore._require(connection, permission, requirement)
+
+
+class PermissionsClaimIgnored(ServerCore):
+    """AUTHZ-001: only the roles count; the token's permissions claim is ignored."""
+
+    @staticmethod
+    def _require(connection: Connection, permission: str, requirement: str) -> None:
+        from reference_server.core.server import Refused
+
+        if permission not in catalog().permissions_of(connection.principal.roles):
+            raise Refused("forbidden", f"needs {permission}", requirement)
+
+
+class NoReplay(ServerCore):
+    """STREAM-004: buffered events are never replayed to new subscribers."""
+
+    def on_stream_subscribe(
+        self, connection: Connection, message: Message, now_ms: int
+    ) -> Step[None]:
+        yield from filtered(
+            super().on_stream_subscribe(connection, message, now_ms), _sends("stream_event")
+        )
+
+
+class PublishNotDelivered(ServerCore):
+    """HTTP-003: published events are stored but not delivered live."""
+
+    def publish_event(
+        self, stream_id: str, event_type: str, tags: list[str], data: Any, now_ms: int
+    ) -> Step[Any]:
+        step = super().publish_event(stream_id, event_type, tags, data, now_ms)
+        return (yield from filtered(step, lambda effect: isinstance(effect, Publish)))
+
+
+class NoHeartbeats(ServerCore):
+    """LIFE-002: the server never sends heartbeats."""
+
+    def tick(self, now_ms: int) -> Step[None]:
+        yield from filtered(super().tick(now_ms), _sends("heartbeat"))
+
+
+class HidesNotificationsButServesThem(ServerCore):
+    """MSG-006: the welcome omits notifications, yet notification messages are processed."""
+
+    def _welcome(self, connection: Connection) -> Step[None]:
+        def hide(effect: Effect) -> Effect:
+            if isinstance(effect, Send) and effect.message.get("type") == "auth":
+                features = effect.message["payload"]["features"]
+                effect.message["payload"]["features"] = [
+                    f for f in features if f != "notifications"
+                ]
+            return effect
+
+        step = super()._welcome(connection)
+        answer: Any = None
+        while True:
+            try:
+                effect = step.send(answer)
+            except StopIteration:
+                return
+            answer = yield hide(effect)
