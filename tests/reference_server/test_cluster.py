@@ -28,6 +28,7 @@ from reference_server.testing import RunningServer, running_server
 from tests.reference_server import redis_fixture
 from tests.reference_server.netclient import Client, connect
 from tests.reference_server.redis_fixture import RedisProcess, free_port
+from tests.reference_server.test_sse import RawSseReader
 
 pytestmark = pytest.mark.network
 
@@ -208,6 +209,32 @@ async def test_http_event_on_node_b_reaches_node_a_and_replays_alike(
     assert [event["event"]["id"] for event in replays[0]] == ids[1:]
     assert all(event["replay"] is True for event in replays[0])
     await watcher.ws.close()
+
+
+async def test_sse_reader_on_a_gets_events_from_b_and_resumes_on_b(
+    cluster: tuple[RunningServer, RunningServer],
+) -> None:
+    """Event ids come from Redis, so an SSE cursor from one node resumes on any other."""
+    node_a, node_b = cluster
+    token = mint_token(node_a.secret, "reader", ("user",))
+    headers = {"Authorization": f"Bearer {token}"}
+    async with aiohttp.ClientSession() as http:
+        async with http.get(f"{node_a.sse_url}?channels=prices", headers=headers) as response:
+            reader = RawSseReader(response)
+            await reader.block()  # the retry hint
+            assert (await reader.event()).get("event") == "connection"
+            first = await _publish(node_b, "prices", {"type": "quote", "data": 1})
+            event = await reader.event()
+            assert event.envelope["payload"]["event"]["id"] == first
+            cursor = event.get("id") or ""
+        missed = [await _publish(node_a, "prices", {"type": "quote", "data": n}) for n in (2, 3)]
+        resume = {**headers, "Last-Event-ID": cursor}
+        async with http.get(f"{node_b.sse_url}?channels=prices", headers=resume) as response:
+            reader = RawSseReader(response)
+            await reader.block()
+            assert (await reader.event()).get("id") == cursor
+            resumed = [(await reader.event()).envelope["payload"]["event"] for _ in missed]
+            assert [e["id"] for e in resumed] == missed and [e["data"] for e in resumed] == [2, 3]
 
 
 async def test_unreachable_redis_fails_the_start(caplog: pytest.LogCaptureFixture) -> None:

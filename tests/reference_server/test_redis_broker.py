@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+import shutil
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
@@ -571,6 +572,18 @@ def test_passwords_never_reach_messages() -> None:
 
 
 # ----------------------------------------------------------------------------- lifecycle
+@pytest.mark.parametrize(
+    ("required", "outcome"), [("1", pytest.fail.Exception), ("", pytest.skip.Exception)]
+)
+def test_missing_redis_server_skips_unless_required(
+    monkeypatch: pytest.MonkeyPatch, required: str, outcome: type[BaseException]
+) -> None:
+    monkeypatch.setattr(shutil, "which", lambda name: None)
+    monkeypatch.setenv("REP_REQUIRE_ALL", required)
+    with pytest.raises(outcome, match="redis-server is not on PATH"):
+        redis_fixture.redis_executable()
+
+
 async def test_unreachable_redis_at_start_is_a_clear_error() -> None:
     port = free_port()
     broker = RedisBroker(f"redis://:hunter2@127.0.0.1:{port}/0", node_id="n1")
