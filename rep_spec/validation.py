@@ -3,13 +3,18 @@
 The order of checks is the one requirement ERR-011 fixes, so every implementation answers
 the same malformed input with the same code: JSON, envelope, type, direction, version,
 payload. Schema checking sits behind :class:`SchemaBackend` so a compiled validator can
-replace ``jsonschema`` without touching the callers.
+replace ``jsonschema`` without touching the callers: when ``jsonschema-rs`` is installed,
+:class:`JsonschemaRsBackend` answers "valid?" in about a microsecond and hands invalid
+instances to ``jsonschema``, so every code, pointer and message stays the same.
 """
 
 from __future__ import annotations
 
+import importlib
+import json
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
+from types import ModuleType
 from typing import Any, Protocol
 
 import orjson
@@ -18,7 +23,7 @@ from jsonschema.exceptions import ValidationError, best_match
 from referencing import Registry
 
 from rep_spec.catalog import Catalog, MessageType, Sender, catalog
-from rep_spec.schema_files import schema_dir, schema_registry, schema_uri
+from rep_spec.schema_files import schema_dir, schema_paths, schema_registry, schema_uri
 
 CLIENT_ENVELOPE = "client-envelope.schema.json"
 SERVER_ENVELOPE = "server-envelope.schema.json"
@@ -111,6 +116,64 @@ class JsonschemaBackend:
         return check
 
 
+def _compiled_module() -> ModuleType | None:
+    try:
+        return importlib.import_module("jsonschema_rs")
+    except ImportError:
+        return None
+
+
+class JsonschemaRsBackend:
+    """``jsonschema-rs`` as a fast "is it valid?" pre-check in front of ``jsonschema``.
+
+    A valid instance costs one compiled check. An instance the compiled validator refuses,
+    or cannot take at all, goes to :class:`JsonschemaBackend`, which has the last word and
+    writes the details, so verdicts, pointers and messages are exactly the reference
+    backend's (tests/test_bench_backend_agreement.py runs every vector through both). A
+    compiled validator stricter than ``jsonschema`` costs time, never a different answer;
+    only a laxer one could change behaviour, which is what the agreement test guards.
+    """
+
+    def __init__(self, registry: Registry | None = None) -> None:
+        module = _compiled_module()
+        if module is None:
+            raise ImportError("JsonschemaRsBackend needs the jsonschema-rs package")
+        self._module = module
+        self._fallback = JsonschemaBackend(registry)
+        resources = []
+        for path in schema_paths():
+            contents = json.loads(path.read_text(encoding="utf-8"))
+            resources.append((contents["$id"], contents))
+        self._registry = module.Registry(resources)
+
+    def precheck(self, uri: str) -> Callable[[Any], bool]:
+        """The compiled validator's bare verdict for the schema at ``uri``."""
+        validator = self._module.Draft202012Validator(
+            {"$ref": uri}, validate_formats=True, registry=self._registry
+        )
+        is_valid: Callable[[Any], bool] = validator.is_valid
+        return is_valid
+
+    def compile(self, uri: str) -> SchemaCheck:
+        slow = self._fallback.compile(uri)
+        is_valid = self.precheck(uri)
+
+        def check(instance: Any) -> Violation | None:
+            try:
+                if is_valid(instance):
+                    return None
+            except (ValueError, TypeError, OverflowError):
+                pass  # not representable for the compiled validator: jsonschema decides
+            return slow(instance)
+
+        return check
+
+
+def default_backend() -> SchemaBackend:
+    """The compiled pre-check when ``jsonschema-rs`` is installed, else plain ``jsonschema``."""
+    return JsonschemaRsBackend() if _compiled_module() is not None else JsonschemaBackend()
+
+
 def correlation_id_of(message: object) -> str | None:
     """The id to correlate an answer with, when the message has a readable one (ERR-003)."""
     if isinstance(message, Mapping):
@@ -140,15 +203,14 @@ class MessageValidator:
 
     def __init__(self, backend: SchemaBackend | None = None, spec: Catalog | None = None) -> None:
         self.catalog = spec if spec is not None else catalog()
-        backend = backend if backend is not None else JsonschemaBackend()
+        backend = backend if backend is not None else default_backend()
+        self.backend = backend
         self._envelope = {
             "client": backend.compile(schema_uri(CLIENT_ENVELOPE)),
             "server": backend.compile(schema_uri(SERVER_ENVELOPE)),
         }
         self._http = {
-            path.name.removesuffix(".schema.json"): backend.compile(
-                schema_uri(f"http/{path.name}")
-            )
+            path.name.removesuffix(".schema.json"): backend.compile(schema_uri(f"http/{path.name}"))
             for path in sorted((schema_dir() / "http").glob("*.schema.json"))
         }
         self._payloads: dict[tuple[str, Sender], SchemaCheck] = {}
