@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import os
+import time
 from datetime import UTC, datetime
 from typing import Any
 
@@ -17,9 +18,25 @@ class MessageFactory:
         self.node_id = node_id or os.urandom(4).hex()
         self._counter = itertools.count(1)
         self._version = catalog().protocol_version
+        self._stamp_ms = -1
+        self._stamp = ""
 
     def next_id(self) -> str:
         return f"{self.node_id}-{next(self._counter)}"
+
+    def timestamp(self) -> str:
+        """Now as RFC 3339 UTC with milliseconds, formatted once per millisecond.
+
+        Formatting a datetime costs more than the rest of an envelope; under load many
+        messages share a millisecond, so the string is reused until the clock moves on.
+        """
+        now_ms = time.time_ns() // 1_000_000
+        if now_ms != self._stamp_ms:
+            seconds, millis = divmod(now_ms, 1000)
+            moment = datetime.fromtimestamp(seconds, UTC).replace(microsecond=millis * 1000)
+            self._stamp = moment.isoformat(timespec="milliseconds")
+            self._stamp_ms = now_ms
+        return self._stamp
 
     def build(
         self,
@@ -37,7 +54,7 @@ class MessageFactory:
         return {
             "id": self.next_id(),
             "type": message_type,
-            "timestamp": datetime.now(UTC).isoformat(timespec="milliseconds"),
+            "timestamp": self.timestamp(),
             "payload": payload,
             "metadata": metadata,
         }
