@@ -13,18 +13,32 @@ OutputSink = Callable[[Send | Close], Awaitable[None]]
 
 
 async def run_step(step: Step[T], broker: Broker, sink: OutputSink) -> T:
-    """Drive ``step`` to completion; effects happen in the order the core yielded them."""
+    """Drive ``step`` to completion; effects happen in the order the core yielded them.
+
+    A broker call that fails is thrown back into the step at the ``yield`` that asked for
+    it, so the core decides what the client hears (ERR-013) instead of the socket dying.
+    """
     answer: Any = None
+    failure: Exception | None = None
     while True:
         try:
-            effect: Effect = step.send(answer)
+            if failure is not None:
+                effect: Effect = step.throw(failure)
+            else:
+                effect = step.send(answer)
         except StopIteration as stop:
             return stop.value  # type: ignore[no-any-return]
-        answer = None
+        answer, failure = None, None
         if isinstance(effect, Ask):
-            answer = await effect.call(broker)
+            try:
+                answer = await effect.call(broker)
+            except Exception as exc:
+                failure = exc
         elif isinstance(effect, Publish):
-            await broker.publish(effect.publication)
+            try:
+                await broker.publish(effect.publication)
+            except Exception as exc:
+                failure = exc
         else:
             await sink(effect)
 

@@ -18,7 +18,6 @@ from typing import Any
 
 import aiohttp
 import pytest
-import websockets
 
 from reference_server.auth import mint_token
 from reference_server.broker.base import BrokerUnavailable
@@ -315,12 +314,6 @@ async def test_nodes_survive_a_redis_restart(
         await _close(ann, bob)
 
 
-@pytest.mark.xfail(
-    raises=(websockets.ConnectionClosed, TimeoutError),
-    reason="core.driver.run_step raises a failed broker call out of the step instead of "
-    "throwing it into it, so the handler's internal_error path never runs and the "
-    "transport drops the connection",
-)
 async def test_message_needing_redis_gets_internal_error_during_an_outage(
     own_redis_server: RedisProcess,
 ) -> None:
