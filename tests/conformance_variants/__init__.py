@@ -8,16 +8,18 @@ the requirement the kit must report as failed and the checks to run.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from typing import Any
 
 import jwt
 
+import reference_server.core.server  # noqa: F401 - loads every core module to patch
 from reference_server import auth
-from reference_server.core import server as core_server
 from reference_server.core.server import ServerCore
+from rep_spec import catalog
 from tests.conformance_variants import cores
 
 
@@ -40,6 +42,20 @@ def _replaced(owner: Any, name: str, replacement: Any) -> Iterator[None]:
         setattr(owner, name, original)
 
 
+@contextmanager
+def _replaced_everywhere(name: str, replacement: Any) -> Iterator[None]:
+    """Replace a function in every reference_server module that imported it by name."""
+    holders = [
+        module
+        for module_name, module in list(sys.modules.items())
+        if module_name.startswith("reference_server") and hasattr(module, name)
+    ]
+    with ExitStack() as stack:
+        for module in holders:
+            stack.enter_context(_replaced(module, name, replacement))
+        yield
+
+
 def accept_alg_none() -> Any:
     """AUTH-005: tokens whose header says alg none are taken at their word."""
     original = auth.TokenVerifier.verify
@@ -53,7 +69,7 @@ def accept_alg_none() -> Any:
             user_id=claims["sub"],
             roles=tuple(claims.get("roles", [])),
             permissions=frozenset(
-                auth.catalog().permissions_of(claims.get("roles", []))
+                catalog().permissions_of(claims.get("roles", []))
                 | set(claims.get("permissions", []))
             ),
             expires_at=None,
@@ -65,7 +81,7 @@ def accept_alg_none() -> Any:
 
 def no_sanitizer() -> Any:
     """CHAT-003: chat content is distributed exactly as sent."""
-    return _replaced(core_server, "sanitize_chat_content", lambda content: content)
+    return _replaced_everywhere("sanitize_chat_content", lambda content: content)
 
 
 VARIANTS = [

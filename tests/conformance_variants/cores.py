@@ -7,6 +7,8 @@ never in the shipped kit.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
+from types import SimpleNamespace
 from typing import Any
 
 from reference_server.config import ServerConfig
@@ -87,6 +89,12 @@ class UpdateIgnoresExpectedVersion(ServerCore):
         yield from super().on_data_update(connection, {**message, "payload": payload}, now_ms)
 
 
+def _factory(kind: type[MessageFactory], kw: dict[str, Any]) -> MessageFactory:
+    """A broken message factory keeping the node id the transport chose."""
+    given = kw.get("messages")
+    return kind(given.node_id if isinstance(given, MessageFactory) else None)
+
+
 class _NoSender(MessageFactory):
     def build(self, message_type: str, payload: dict[str, Any], **kw: Any) -> Message:
         kw.pop("sender", None)
@@ -97,7 +105,7 @@ class CopiesWithoutSender(ServerCore):
     """MSG-005: distributed copies do not say who sent the original."""
 
     def __init__(self, config: ServerConfig, **kw: Any) -> None:
-        super().__init__(config, messages=_NoSender(), **kw)
+        super().__init__(config, **{**kw, "messages": _factory(_NoSender, kw)})
 
 
 class _UncorrelatedErrors(MessageFactory):
@@ -110,7 +118,7 @@ class ErrorsWithoutCorrelation(ServerCore):
     """ERR-003: errors never name the message they refuse."""
 
     def __init__(self, config: ServerConfig, **kw: Any) -> None:
-        super().__init__(config, messages=_UncorrelatedErrors(), **kw)
+        super().__init__(config, **{**kw, "messages": _factory(_UncorrelatedErrors, kw)})
 
 
 class _OtherVersion(MessageFactory):
@@ -124,7 +132,7 @@ class VersionDisagreesWithWelcome(ServerCore):
     """ENV-008: messages carry a version other than the one the welcome announces."""
 
     def __init__(self, config: ServerConfig, **kw: Any) -> None:
-        super().__init__(config, messages=_OtherVersion(), **kw)
+        super().__init__(config, **{**kw, "messages": _factory(_OtherVersion, kw)})
 
 
 class ClosesOnInvalidJson(ServerCore):
@@ -179,10 +187,9 @@ class PermissionsClaimIgnored(ServerCore):
 
     @staticmethod
     def _require(connection: Connection, permission: str, requirement: str) -> None:
-        from reference_server.core.server import Refused
-
-        if permission not in catalog().permissions_of(connection.principal.roles):
-            raise Refused("forbidden", f"needs {permission}", requirement)
+        principal = connection.principal
+        roles_only = replace(principal, permissions=catalog().permissions_of(principal.roles))
+        ServerCore._require(SimpleNamespace(principal=roles_only), permission, requirement)  # type: ignore[arg-type]
 
 
 class NoReplay(ServerCore):
