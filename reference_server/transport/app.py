@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator, Callable
+from typing import Any
 
 import orjson
 from aiohttp import WSMsgType, web
@@ -157,10 +158,11 @@ def create_app(
 
     ``node_id`` prefixes every id the node makes, so ids stay unique across a cluster.
     """
+    core_options: dict[str, Any] = {}
+    if node_id is not None:
+        core_options["messages"] = MessageFactory(node_id)
     core = core_factory(
-        config,
-        features=(*CORE_FEATURES, *TRANSPORT_FEATURES, *extra_features),
-        messages=MessageFactory(node_id),
+        config, features=(*CORE_FEATURES, *TRANSPORT_FEATURES, *extra_features), **core_options
     )
     node = Node(config, secret, broker or MemoryBroker(), core)
     app = web.Application(client_max_size=config.max_message_bytes + 1024)
