@@ -29,6 +29,7 @@ SUBPROTOCOL = "rep.v1"
 CLIENT_TIMESTAMP = "2026-11-26T12:00:00.000Z"
 SETUP_TIMEOUT = 120.0
 DRAIN_TIMEOUT = 10.0
+JOINS_IN_FLIGHT = 32
 SEQ_PATTERN = re.compile(rb'"bench_seq":(\d+)')
 
 Handler = Callable[[str], Awaitable[None]]
@@ -288,12 +289,17 @@ class FanOut:
         for conn in self.conns:
             conn.handler = self.on_text
         if self.params.get("join"):
-            for index, conn in enumerate(self.conns):
-                await self._join(index, conn)
+            gate = asyncio.Semaphore(JOINS_IN_FLIGHT)
+            await asyncio.gather(*(self._join(i, conn, gate) for i, conn in enumerate(self.conns)))
         return {"ready": True, "members": len(self.conns)}
 
-    async def _join(self, index: int, conn: Conn) -> None:
-        """Join one at a time: each join announces itself to everyone already in the room."""
+    async def _join(self, index: int, conn: Conn, gate: asyncio.Semaphore) -> None:
+        """Join, a few at a time: each join announces itself to everyone already in the room,
+        so a member's queue grows by at most the number of joins in flight."""
+        async with gate:
+            await self._join_one(index, conn)
+
+    async def _join_one(self, index: int, conn: Conn) -> None:
         answered: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         join_id = f"join-{index}"
 

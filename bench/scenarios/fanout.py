@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import importlib.util
 import statistics
+import time
 from typing import Any
 
 from bench.procs import ServerProcess, Worker, baseline_server, measure, reference_server, workers
@@ -62,8 +63,10 @@ def measure_pair(
     ref_worker = _worker(ctx, reference, members, reference=True)
     answers: dict[str, list[dict[str, Any]]] = {"baseline": [], "value": []}
     with workers(base_worker, ref_worker):
+        began = time.monotonic()
         base_worker.ready()
         ref_worker.ready(timeout=300)
+        ctx.log(f"  {members} members connected and joined in {time.monotonic() - began:.1f} s")
         warm = {**command, "seconds": min(0.3, profile.seconds)}
         base_worker.request(warm)
         ref_worker.request(warm)
