@@ -123,17 +123,25 @@ class MemoryBroker(Broker):
         state.deleted.pop(record_id, None)
         return RecordOutcome("ok", record, state.revision)
 
-    async def record_update(
-        self, collection: str, record_id: str, data: dict[str, Any], expected: int | None
-    ) -> RecordOutcome:
-        state = self._collections[collection]
+    @staticmethod
+    def _refusal(state: _Collection, record_id: str, expected: int | None) -> RecordOutcome | None:
+        """The outcome when a change to ``record_id`` may not apply (missing, or stale)."""
         current = state.records.get(record_id)
         if current is None:
             return RecordOutcome("not_found", None, state.revision)
         if expected is not None and expected != current[0].version:
             return RecordOutcome("conflict", current[0], state.revision)
+        return None
+
+    async def record_update(
+        self, collection: str, record_id: str, data: dict[str, Any], expected: int | None
+    ) -> RecordOutcome:
+        state = self._collections[collection]
+        refusal = self._refusal(state, record_id, expected)
+        if refusal is not None:
+            return refusal
         state.revision += 1
-        record = Record(record_id, current[0].version + 1, data)
+        record = Record(record_id, state.records[record_id][0].version + 1, data)
         state.records[record_id] = (record, state.revision)
         return RecordOutcome("ok", record, state.revision)
 
@@ -141,15 +149,13 @@ class MemoryBroker(Broker):
         self, collection: str, record_id: str, expected: int | None
     ) -> RecordOutcome:
         state = self._collections[collection]
-        current = state.records.get(record_id)
-        if current is None:
-            return RecordOutcome("not_found", None, state.revision)
-        if expected is not None and expected != current[0].version:
-            return RecordOutcome("conflict", current[0], state.revision)
+        refusal = self._refusal(state, record_id, expected)
+        if refusal is not None:
+            return refusal
         state.revision += 1
-        del state.records[record_id]
+        record, _ = state.records.pop(record_id)
         state.deleted[record_id] = state.revision
-        return RecordOutcome("ok", current[0], state.revision)
+        return RecordOutcome("ok", record, state.revision)
 
     async def record_sync(self, collection: str, since_revision: int | None) -> SyncResult:
         state = self._collections.get(collection) or _Collection()

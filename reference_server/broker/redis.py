@@ -84,6 +84,8 @@ log = logging.getLogger("reference_server.broker.redis")
 OUTAGE_ERRORS = (RedisConnectionError, RedisTimeoutError, OSError)
 # Extra life for a rate window's key beyond the window, so node clocks may differ a little.
 RATE_KEY_SLACK_MS = 60_000
+READ_TIMEOUT_S = 1.0  # the reader wakes at least this often, to notice close()
+READER_STOP_TIMEOUT_S = 5.0
 NOT_CONNECTED = "RedisBroker is not connected: await connect() (or start()) first"
 
 # --------------------------------------------------------------------------- Lua scripts
@@ -457,6 +459,7 @@ class RedisBroker(Broker):
         self._hits = itertools.count()
         self._local_rate = MemoryBroker()  # the window used while Redis is away
         self._rate_degraded = False
+        self._closing = False
 
     # ------------------------------------------------------------------ lifecycle
     async def start(self) -> None:
@@ -470,6 +473,7 @@ class RedisBroker(Broker):
         """
         if self._reader is not None:
             return
+        self._closing = False
         # A bounded pool that queues callers under load instead of failing them (the plain
         # pool raises "Too many connections", which would look like an outage).
         pool = BlockingConnectionPool.from_url(
@@ -511,11 +515,17 @@ class RedisBroker(Broker):
     async def close(self) -> None:
         """Stop the reader, then close both connection pools; safe to call twice."""
         self._callbacks.clear()
+        self._closing = True
         reader, self._reader = self._reader, None
         if reader is not None:
             reader.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await reader
+            # redis-py can swallow a cancellation that lands in a read with a timeout; the
+            # closing flag ends the reader's loop within one read timeout regardless.
+            await asyncio.wait({reader}, timeout=READER_STOP_TIMEOUT_S)
+            if not reader.done():
+                log.warning("node %s: the pub/sub reader did not stop in time", self.node_id)
+            elif not reader.cancelled() and reader.exception() is not None:
+                log.warning("node %s: the pub/sub reader failed", self.node_id, exc_info=True)
         for client in (self._client, self._bus):
             if client is not None:
                 await client.aclose()
@@ -570,7 +580,7 @@ class RedisBroker(Broker):
         delay = self._reconnect_initial
         lost_at: float | None = None
         try:
-            while True:
+            while not self._closing:
                 try:
                     if current is None:
                         assert self._bus is not None
@@ -583,8 +593,10 @@ class RedisBroker(Broker):
                             loop.time() - (lost_at or loop.time()),
                         )
                         lost_at, delay = None, self._reconnect_initial
-                    message = await current.get_message(ignore_subscribe_messages=True, timeout=1)
-                except OUTAGE_ERRORS as exc:
+                    message = await current.get_message(
+                        ignore_subscribe_messages=True, timeout=READ_TIMEOUT_S
+                    )
+                except Exception as exc:  # nothing may end the reader: back off, resubscribe
                     if current is not None:
                         await self._discard(current)
                         current = None
@@ -600,6 +612,7 @@ class RedisBroker(Broker):
                         what,
                         exc or type(exc).__name__,
                         delay,
+                        exc_info=not isinstance(exc, OUTAGE_ERRORS),  # a traceback if unexpected
                     )
                     await asyncio.sleep(delay)
                     delay = min(delay * 2, self._reconnect_max)

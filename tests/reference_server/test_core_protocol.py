@@ -161,7 +161,7 @@ def test_handler_failure_is_internal_error_and_isolated(monkeypatch: pytest.Monk
         raise RuntimeError("bug")
         yield  # pragma: no cover
 
-    monkeypatch.setitem(h.core._handlers, "ping", explode)
+    monkeypatch.setattr(h.core, "on_ping", explode)
     h.send(a, "ping", {})
     assert h.error_of(a)["payload"]["code"] == "internal_error"
     h.send(a, "status_update", {"status": "away"})
