@@ -10,6 +10,7 @@ cannot be reached, 4 on a usage error, 5 when the selection matches no check.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import sys
@@ -41,6 +42,11 @@ def _parser() -> argparse.ArgumentParser:
         "--reference",
         action="store_true",
         help="start the bundled reference server and check it",
+    )
+    run.add_argument(
+        "--cluster",
+        metavar="REDIS_URL",
+        help="with --reference: start two nodes sharing this Redis and run the cluster checks",
     )
     run.add_argument("--strict", action="store_true", help="failed SHOULDs fail the run")
     run.add_argument(
@@ -113,19 +119,30 @@ def _run_pytest(argv: list[str]) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.cluster and not args.reference:
+        print("rep-conformance: --cluster needs --reference", file=sys.stderr)
+        return 4
     args.report_dir = args.report_dir.resolve()
     if args.target is not None:
         args.target = args.target.resolve()
     if args.target is not None:
         return _run_pytest(pytest_arguments(args, args.target))
-    from conformance.reference import ReferenceServerError, reference_server
+    from conformance.reference import ReferenceServerError, reference_cluster, reference_server
 
     report_dir: Path = args.report_dir
+    workdir = report_dir / "reference"
     try:
-        with reference_server(report_dir / "reference") as server:
+        with contextlib.ExitStack() as stack:
+            if args.cluster:
+                first, *others = stack.enter_context(reference_cluster(workdir, args.cluster))
+            else:
+                first, others = stack.enter_context(reference_server(workdir)), []
             target_path = report_dir / "target.yaml"
-            target_path.write_text(yaml.safe_dump(server.target(), sort_keys=False), "utf-8")
-            print(f"rep-conformance: reference server on {server.ws_url} (log {server.log_path})")
+            target_path.write_text(yaml.safe_dump(first.target(others), sort_keys=False), "utf-8")
+            for server in (first, *others):
+                print(
+                    f"rep-conformance: reference server on {server.ws_url} (log {server.log_path})"
+                )
             return _run_pytest(pytest_arguments(args, target_path))
     except ReferenceServerError as exc:
         print(f"rep-conformance: {exc}", file=sys.stderr)

@@ -15,7 +15,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -48,10 +48,10 @@ class ReferenceServer:
     def http_url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    def target(self) -> dict[str, Any]:
-        """The target file content for this server."""
-        return {
-            "name": "rep-server (reference)",
+    def target(self, others: Sequence[ReferenceServer] = ()) -> dict[str, Any]:
+        """The target file content for this server (and other nodes of its cluster)."""
+        found: dict[str, Any] = {
+            "name": "rep-server (reference)" + (f", {1 + len(others)} nodes" if others else ""),
             "ws_url": self.ws_url,
             "http_url": self.http_url,
             "sse_url": f"{self.http_url}/events",
@@ -59,6 +59,12 @@ class ReferenceServer:
             "fixtures": self.fixtures,
             "timeouts": {"answer": 2.0, "silence": 0.25},
         }
+        if others:
+            found["nodes"] = [
+                {"ws_url": o.ws_url, "http_url": o.http_url, "sse_url": f"{o.http_url}/events"}
+                for o in others
+            ]
+        return found
 
 
 def free_port() -> int:
@@ -118,15 +124,26 @@ def _tail(path: Path, lines: int = 40) -> str:
 
 
 @contextlib.contextmanager
-def reference_server(workdir: Path, startup_timeout: float = 20.0) -> Iterator[ReferenceServer]:
-    """Start the reference server on a free loopback port; stop it on exit."""
+def reference_server(
+    workdir: Path,
+    startup_timeout: float = 20.0,
+    *,
+    broker: str | None = None,
+    secret: str | None = None,
+    found: dict[str, Any] | None = None,
+    name: str = "reference-server",
+) -> Iterator[ReferenceServer]:
+    """Start the reference server on a free loopback port; stop it on exit.
+
+    With ``broker`` (a Redis URL) the server runs as one node of a cluster; nodes that
+    share the broker must also share ``secret`` and ``found`` (the fixtures).
+    """
     workdir.mkdir(parents=True, exist_ok=True)
-    run_id = secrets.token_hex(3)
-    found = fixtures(run_id)
-    config_path = workdir / "reference-server.yaml"
+    found = found or fixtures(secrets.token_hex(3))
+    config_path = workdir / f"{name}.yaml"
     config_path.write_text(yaml.safe_dump(server_config(found), sort_keys=False), encoding="utf-8")
-    log_path = workdir / "reference-server.log"
-    secret = secrets.token_hex(32)
+    log_path = workdir / f"{name}.log"
+    secret = secret or secrets.token_hex(32)
     port = free_port()
     env = {**os.environ, "REP_JWT_SECRET": secret}
     command = [
@@ -140,6 +157,7 @@ def reference_server(workdir: Path, startup_timeout: float = 20.0) -> Iterator[R
         str(port),
         "--config",
         str(config_path),
+        *(["--broker", broker] if broker else []),
     ]
     with log_path.open("wb") as log:
         process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env)
@@ -164,3 +182,21 @@ def reference_server(workdir: Path, startup_timeout: float = 20.0) -> Iterator[R
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait(timeout=5)
+
+
+@contextlib.contextmanager
+def reference_cluster(
+    workdir: Path, broker: str, nodes: int = 2
+) -> Iterator[list[ReferenceServer]]:
+    """Several reference nodes sharing one Redis broker, secret and configuration."""
+    found = fixtures(secrets.token_hex(3))
+    secret = secrets.token_hex(32)
+    with contextlib.ExitStack() as stack:
+        yield [
+            stack.enter_context(
+                reference_server(
+                    workdir, broker=broker, secret=secret, found=found, name=f"node-{index + 1}"
+                )
+            )
+            for index in range(nodes)
+        ]
