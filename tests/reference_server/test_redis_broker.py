@@ -18,6 +18,7 @@ from typing import Any
 
 import pytest
 from redis.asyncio import Redis
+from redis.asyncio.client import PubSub
 
 from reference_server.broker.base import (
     Broker,
@@ -751,3 +752,61 @@ async def test_outage_and_recovery(
     finally:
         await node.close()
         await peer.close()
+
+
+async def _peer_reaches(peer: RedisBroker, heard: list[Publication], within: float = 10) -> None:
+    """Publish from ``peer`` until the listener's callback has one of them."""
+    marker = {"probe": uuid.uuid4().hex}
+
+    async def arrived() -> bool:
+        await peer.publish(Publication("broadcast", marker))
+        await asyncio.sleep(0.1)
+        return any(p.message == marker for p in heard)
+
+    await _eventually(arrived, within=within)
+
+
+async def test_a_killed_subscription_is_replaced(
+    two_nodes: tuple[RedisBroker, RedisBroker],
+    redis_server: RedisProcess,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.INFO, logger="reference_server.broker.redis")
+    listener, peer = two_nodes
+    heard: list[Publication] = []
+    listener.on_publication(heard.append)
+    raw = Redis.from_url(redis_server.url)
+    try:
+        await raw.client_kill_filter(_type="pubsub")  # Redis itself stays up
+        await _peer_reaches(peer, heard)
+        assert await listener.room_count() == 0  # state operations were never affected
+        messages = [r.getMessage() for r in caplog.records]
+        assert any("node n1: Redis pub/sub" in m and "delivery resumed" in m for m in messages)
+    finally:
+        await raw.aclose()
+
+
+async def test_an_unexpected_reader_error_does_not_end_delivery(
+    two_nodes: tuple[RedisBroker, RedisBroker],
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.INFO, logger="reference_server.broker.redis")
+    listener, peer = two_nodes
+    heard: list[Publication] = []
+    listener.on_publication(heard.append)
+    listener_pool = listener._bus.connection_pool if listener._bus else None
+    original = PubSub.get_message
+    failures = [RuntimeError("a bug in the client library")]
+
+    async def flaky(self: PubSub, *args: Any, **kwargs: Any) -> Any:
+        if failures and self.connection_pool is listener_pool:  # the listener's reader only
+            raise failures.pop()
+        return await original(self, *args, **kwargs)
+
+    monkeypatch.setattr(PubSub, "get_message", flaky)
+    await _eventually(lambda: _ready(not failures))
+    await _peer_reaches(peer, heard)
+    logged = [r for r in caplog.records if r.getMessage().startswith("node n1: Redis pub/sub")]
+    assert any(r.exc_info and "a bug in the client" in str(r.exc_info[1]) for r in logged)
+    assert any("delivery resumed" in r.getMessage() for r in logged)
