@@ -340,7 +340,7 @@ class Recorder:
         found = requirement_results(self.results)
         req_counts: dict[str, int] = {}
         for r in found:
-            if r.verdict != "not-checked":
+            if r.verdict not in ("not-checked", "out-of-scope"):
                 req_counts[r.verdict] = req_counts.get(r.verdict, 0) + 1
         write("requirements: " + ", ".join(f"{n} {v}" for v, n in sorted(req_counts.items())))
         for r in found:

@@ -15,8 +15,8 @@ stale      a baseline entry whose check now passes (fails the run)
 ========== ===========================================================================
 
 Requirements additionally get ``inconclusive`` (their checks stopped on another
-requirement's failure) and ``not-checked`` (no check ran: not verified by the kit, or
-deselected).
+requirement's failure), ``not-checked`` (their checks did not run, e.g. deselected) and
+``out-of-scope`` (verified by the schema vectors or by review, not from outside a server).
 """
 
 from __future__ import annotations
@@ -139,7 +139,7 @@ def requirement_verdict(requirement: Requirement, involved: list[CheckResult]) -
         return "skip"
     if naming:
         return "inconclusive"
-    return "not-checked"
+    return "not-checked" if requirement.verified_by == "conformance" else "out-of-scope"
 
 
 def requirement_results(results: Iterable[CheckResult]) -> list[RequirementResult]:

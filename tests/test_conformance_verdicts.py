@@ -128,6 +128,7 @@ def test_requirement_verdicts() -> None:
     should = judged(result("failed", ("ERR-010",), ("ERR-010",)))
     assert requirement_verdict(index["ERR-010"], should) == "warn"
     assert requirement_verdict(index["ERR-001"], []) == "not-checked"
+    assert requirement_verdict(index["ENV-001"], []) == "out-of-scope"
 
 
 def test_frame_problems_count_against_the_requirement_they_break() -> None:
@@ -295,7 +296,8 @@ def test_requirements_get_verdicts_in_the_report(plugin_run: tuple[int, dict[str
     assert by_id["ERR-012"]["verdict"] == "baselined"
     assert by_id["ROOM-002"]["verdict"] == "skip"
     assert by_id["ROOM-002"]["skip_reasons"] == ["the server does not advertise rooms"]
-    assert by_id["ENV-001"]["verdict"] == "not-checked"
+    assert by_id["ENV-001"]["verdict"] == "out-of-scope"
+    assert by_id["AUTH-001"]["verdict"] == "not-checked"
 
 
 def test_pytest_reports_warnings_and_baselines_as_expected_failures(

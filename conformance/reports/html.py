@@ -21,6 +21,7 @@ VERDICT_ORDER = (
     "info",
     "skip",
     "not-checked",
+    "out-of-scope",
 )
 
 STYLE = """
@@ -32,13 +33,15 @@ text-align:left;vertical-align:top}th{background:#f3f5f9}
 .badge{display:inline-block;border-radius:3px;padding:0 .45rem;font-size:12px;font-weight:600;
 color:#fff;background:#6b7385}
 .v-pass,.v-info{background:#23854b}.v-fail,.v-stale{background:#c62828}.v-warn{background:#c77700}
-.v-baselined{background:#7a4fb3}.v-skip,.v-not-checked{background:#8c93a3}
+.v-baselined{background:#7a4fb3}.v-skip,.v-not-checked,.v-out-of-scope{background:#8c93a3}
 .v-inconclusive{background:#4b6584}
 .outcome{font-size:20px;font-weight:700}.o-pass{color:#23854b}.o-fail{color:#c62828}
 article{border:1px solid #e1e4eb;border-radius:6px;padding:.4rem .8rem;margin:.6rem 0}
 article h3{margin:.2rem 0;font-size:15px}.level{color:#5a6275;font-size:12px}
 pre{background:#f6f8fa;padding:.5rem;overflow-x:auto;white-space:pre-wrap;word-break:break-word}
-table.transcript td{font:12px/1.35 ui-monospace,monospace}
+table.transcript{table-layout:fixed;width:100%}
+table.transcript td{font:12px/1.35 ui-monospace,monospace;word-break:break-all}
+table.transcript td:nth-child(-n+4){width:6rem;word-break:normal}
 .sent td{background:#f4f9ff}.received td{background:#fafafa}.event td{background:#fffbe6}
 .problem{color:#c62828;font-weight:600}
 dl{display:grid;grid-template-columns:max-content auto;gap:.1rem 1rem}dt{font-weight:600}
@@ -118,6 +121,28 @@ def _requirement(requirement: Mapping[str, Any], tests: Mapping[str, Mapping[str
     )
 
 
+def _out_of_scope(found: Sequence[Mapping[str, Any]]) -> str:
+    """Requirements the kit cannot observe, listed compactly with their text on hover."""
+    if not found:
+        return ""
+    items = ", ".join(
+        f'<span title="{_e(r.get("text"))}" id="{_e(r.get("id"))}">{_e(r.get("id"))}</span> '
+        f"({_e(r.get('verified_by'))})"
+        for r in found
+    )
+    return f'<p class="level">Verified outside the kit: {items}</p>'
+
+
+def _findings(report: Mapping[str, Any]) -> str:
+    rows = [
+        f'<li>{_badge(str(r.get("verdict")))} <a href="#{_e(r.get("id"))}">{_e(r.get("id"))}</a> '
+        f"({_e(r.get('level'))}): {_e(r.get('text'))}</li>"
+        for r in report.get("requirements", [])
+        if r.get("verdict") in ("fail", "warn", "inconclusive")
+    ]
+    return f"<h2>Findings</h2><ul>{''.join(rows)}</ul>" if rows else ""
+
+
 def _summary_table(report: Mapping[str, Any]) -> str:
     header = "".join(f"<th>{_e(v)}</th>" for v in VERDICT_ORDER)
     rows = []
@@ -142,7 +167,9 @@ def render_html(report: Mapping[str, Any]) -> str:
     sections = []
     for section in report.get("sections", []):
         key = str(section.get("section"))
-        body = "".join(_requirement(r, tests) for r in by_section.get(key, []))
+        found = by_section.get(key, [])
+        body = "".join(_requirement(r, tests) for r in found if r.get("verdict") != "out-of-scope")
+        body += _out_of_scope([r for r in found if r.get("verdict") == "out-of-scope"])
         sections.append(f'<h2 id="s-{_e(key)}">{_e(section.get("title"))}</h2>{body}')
     facts = {
         "target": target.get("name"),
@@ -174,6 +201,7 @@ def render_html(report: Mapping[str, Any]) -> str:
         f'<p class="outcome o-{_e(outcome)}">{_e(outcome.upper())}</p>'
         f"<dl>{facts_html}</dl><p>Checks: {checks_line}</p>"
         + (f"<h2>Stale baseline entries</h2><ul>{stale}</ul>" if stale else "")
+        + _findings(report)
         + f"<h2>Summary by section</h2>{_summary_table(report)}"
         + "".join(sections)
         + (f"<h2>Figures</h2><table>{figures}</table>" if figures else "")

@@ -38,7 +38,9 @@ def build_report(
     figures: dict[str, Any] = {}
     for result in results:
         figures.update(result.figures)
-    mandatory = [r for r in requirement_results if r.requirement.is_mandatory]
+    mandatory = [
+        r for r in requirement_results if r.requirement.is_mandatory and r.verdict != "out-of-scope"
+    ]
     return {
         "format": REPORT_FORMAT,
         "kit": {"name": "rep-conformance", "version": __version__},
