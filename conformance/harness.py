@@ -268,6 +268,13 @@ class Harness:
         if not self.profile.supports(feature):
             pytest.skip(f"the server does not advertise the feature {feature!r} in its welcome")
 
+    def needs_messages(self, count: int) -> None:
+        """Skip when the check would send more messages per user than the server's rate
+        limit admits (the limit's own checks are in test_rate_limit)."""
+        limit = self.profile.rate_max_messages
+        if limit is not None and count > limit:
+            pytest.skip(f"needs {count} messages from one user; the rate limit admits {limit}")
+
     def fail(
         self,
         requirement: Iterable[str] | str | None,

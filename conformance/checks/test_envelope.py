@@ -73,6 +73,7 @@ def test_invalid_payloads_are_refused_with_invalid_payload(rep: Harness, sample:
 @pytest.mark.requirements("ENV-010")
 def test_server_message_ids_are_unique_on_a_connection(rep: Harness) -> None:
     """Twenty pings and their pongs, the welcome, any heartbeat: no id repeats."""
+    rep.needs_messages(20)
     client = rep.connect()
     sent = [client.send("ping") for _ in range(20)]
     for ping in sent:

@@ -129,6 +129,7 @@ def test_a_refused_create_stores_nothing(rep: Harness) -> None:
 def test_the_connection_survives_every_kind_of_refusal(rep: Harness) -> None:
     """Bad JSON, a binary frame, bad envelopes, unknown and misdirected types, bad payloads,
     a bad version: after each, the same connection still answers a ping."""
+    rep.needs_messages(len(ENVELOPE_DEFECTS) + len(PAYLOAD_DEFECTS) + 6)
     client = rep.connect()
     client.send_raw("{")
     client.send_raw(b"\x00\x01binary")
