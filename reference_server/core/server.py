@@ -91,7 +91,17 @@ class ServerCore(RoomHandlers, MessagingHandlers, DataHandlers, StreamHandlers):
 
     def _welcome(self, connection: Connection) -> Step[None]:
         principal = connection.principal
-        yield from ask(lambda b: b.connection_opened(connection.client_id, principal.user_id))
+        try:
+            yield from ask(lambda b: b.connection_opened(connection.client_id, principal.user_id))
+        except Exception:  # shared state unreachable: refuse this client cleanly, keep serving
+            log.exception("cannot register %s", connection.client_id)
+            transition(connection, Event.SHUTDOWN)
+            yield Close(
+                connection.client_id,
+                catalog().close_code("internal_error"),
+                "shared state unreachable; try again later",
+            )
+            return
         rate = self.config.rate_limit
         yield Send(
             connection.client_id,

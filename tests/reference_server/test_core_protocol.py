@@ -262,3 +262,15 @@ def test_rate_limit_is_per_user_across_connections(h: Harness) -> None:
 def test_broker_is_abstract() -> None:
     with pytest.raises(TypeError):
         Broker()  # type: ignore[abstract]
+
+
+def test_broker_failure_at_welcome_closes_cleanly_with_1011(h: Harness) -> None:
+    async def unreachable(client_id: str, user_id: str) -> None:
+        raise ConnectionError("shared state down")
+
+    h.broker.connection_opened = unreachable  # type: ignore[method-assign]
+    principal = Principal("ann", ("user",), catalog().permissions_of(["user"]), None, "header")
+    client, step = h.core.connect(principal, h.now)
+    h.run(step)
+    assert h.take(client) == []
+    assert [c.code for c in h.closes(client)] == [1011]
