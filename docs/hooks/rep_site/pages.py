@@ -39,6 +39,7 @@ MACROS: Mapping[str, tuple[int, int]] = {
     "permissions": (0, 0),
     "schema_fields": (1, 1),
     "file_schema_fields": (1, 1),
+    "action_inputs": (1, 1),
 }
 
 SECTION_KEY = "rep_section"

@@ -13,6 +13,8 @@ import re
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 
+import yaml
+
 from rep_site.pages import macro_matches, parse_call
 from rep_site.schemas import FieldRow, describe, describe_file
 from rep_spec import Catalog, Requirement
@@ -241,3 +243,20 @@ def schema_fields(relative: str, page_src: str) -> str:
 
 def file_schema_fields(path: Path, page_src: str) -> str:
     return field_rows_table(describe_file(path).fields, page_src)
+
+
+def action_inputs(path: Path) -> str:
+    """The inputs of a GitHub composite action, as its action.yml declares them."""
+    document = yaml.safe_load(path.read_text(encoding="utf-8"))
+    rows = []
+    for name, spec in (document.get("inputs") or {}).items():
+        default = spec.get("default", "")
+        rows.append(
+            [
+                f"`{name}`",
+                "yes" if spec.get("required") else "no",
+                f"`{default}`" if default != "" else "—",
+                escape_markdown(" ".join(str(spec.get("description", "")).split())),
+            ]
+        )
+    return md_table(["input", "required", "default", "meaning"], rows)

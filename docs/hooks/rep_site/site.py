@@ -15,6 +15,7 @@ from rep_site.reference import ReferenceBuilder
 from rep_site.render import (
     MacroRenderer,
     Vocabulary,
+    action_inputs,
     close_codes_table,
     error_codes_table,
     expand_macros,
@@ -163,5 +164,6 @@ class Site:
             "permissions": lambda src, args: permissions_table(spec),
             "schema_fields": lambda src, args: schema_fields(args[0], src),
             "file_schema_fields": lambda src, args: file_schema_fields(self.root / args[0], src),
+            "action_inputs": lambda src, args: action_inputs(self.root / args[0]),
         }
         return rewrite_fences(expand_macros(markdown, page_src, renderers))
