@@ -24,8 +24,13 @@ from rep_site.examples import (  # noqa: E402
     rewrite_fences,
 )
 from rep_site.pages import Page, SiteError, check_placement, find_macros  # noqa: E402
-from rep_site.render import Vocabulary, expand_macros, render_requirement  # noqa: E402
-from rep_site.schemas import describe, published_files  # noqa: E402
+from rep_site.render import (  # noqa: E402
+    Vocabulary,
+    action_inputs,
+    expand_macros,
+    render_requirement,
+)
+from rep_site.schemas import describe, describe_file, published_files  # noqa: E402
 
 
 def requirement(req_id: str, section: str, text: str, level: str = "MUST") -> Requirement:
@@ -261,3 +266,33 @@ def test_every_schema_file_is_published_at_its_id() -> None:
     assert "envelope.schema.json" in published
     assert "requirements.yaml" in published
     assert not any(name.endswith((".md", ".py")) for name in published)
+
+
+def test_a_schema_outside_schemas_is_walked_with_its_own_refs(tmp_path: Path) -> None:
+    schema = {
+        "$id": "https://example.test/target.schema.json",
+        "type": "object",
+        "required": ["url"],
+        "properties": {"url": {"$ref": "#/$defs/url"}, "room": {"$ref": "REF"}},
+        "$defs": {"url": {"type": "string", "pattern": "^wss?://", "description": "Where."}},
+    }
+    schema["properties"]["room"]["$ref"] = (
+        "https://rep-protocol.dev/schemas/1.0/defs.schema.json#/$defs/roomId"
+    )
+    path = tmp_path / "target.schema.json"
+    path.write_text(json.dumps(schema), encoding="utf-8")
+    rows = {row.path: row for row in describe_file(path).fields}
+    assert rows["url"].required and rows["url"].description == "Where."
+    assert rows["room"].requirement == "ROOM-001", "refs into the REP schemas resolve too"
+
+
+def test_action_inputs_are_read_from_action_yml(tmp_path: Path) -> None:
+    path = tmp_path / "action.yml"
+    path.write_text(
+        "inputs:\n  target:\n    description: Path of the target | file.\n    required: true\n"
+        "  strict:\n    description: Fail on SHOULDs.\n    default: 'false'\n",
+        encoding="utf-8",
+    )
+    table = action_inputs(path).splitlines()
+    assert table[2] == "| `target` | yes | — | Path of the target &#124; file. |"
+    assert table[3] == "| `strict` | no | `false` | Fail on SHOULDs. |"
