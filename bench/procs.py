@@ -12,6 +12,7 @@ import json
 import os
 import resource
 import select
+import shutil
 import signal
 import socket
 import subprocess
@@ -196,6 +197,12 @@ class ServerProcess:
             self._process.kill()
             self._process.wait(5)
 
+    def kill(self) -> None:
+        """End at once, when a graceful stop would only measure the shutdown."""
+        if self._process is not None and self._process.poll() is None:
+            self._process.kill()
+            self._process.wait(5)
+
     def __enter__(self) -> ServerProcess:
         return self.start()
 
@@ -203,17 +210,31 @@ class ServerProcess:
         self.stop()
 
 
+#: Starts ``rep-server`` on uvloop without a command-line option for it: the event loop
+#: policy is set before aiohttp creates its loop.
+UVLOOP_LAUNCHER = (
+    "import sys, uvloop; uvloop.install(); from reference_server.cli import main; "
+    "sys.exit(main(sys.argv[1:]))"
+)
+
+
 def reference_server(
-    secret: str, workdir: Path, *, config: dict[str, Any] | None = None, name: str = "reference"
+    secret: str,
+    workdir: Path,
+    *,
+    config: dict[str, Any] | None = None,
+    name: str = "reference",
+    extra_args: Sequence[str] = (),
+    uvloop: bool = False,
 ) -> ServerProcess:
     """``python -m reference_server serve`` on a free port, as an operator would start it."""
     config_path = workdir / f"{name}.yaml"
     config_path.write_text(yaml.safe_dump(config or REFERENCE_CONFIG), encoding="utf-8")
     port = free_port()
+    launcher = ["-c", UVLOOP_LAUNCHER] if uvloop else ["-m", "reference_server"]
     argv = [
         PYTHON,
-        "-m",
-        "reference_server",
+        *launcher,
         "serve",
         "--host",
         HOST,
@@ -223,8 +244,19 @@ def reference_server(
         str(config_path),
         "--log-level",
         "WARNING",
+        *extra_args,
     ]
     return ServerProcess(name, argv, port, env={SECRET_ENV: secret}, workdir=workdir)
+
+
+def redis_server(workdir: Path) -> ServerProcess | None:
+    """A throw-away redis-server on a free loopback port, or None when none is installed."""
+    binary = shutil.which("redis-server")
+    if binary is None:
+        return None
+    port = free_port()
+    argv = [binary, "--bind", HOST, "--port", str(port), "--save", "", "--appendonly", "no"]
+    return ServerProcess("redis", argv, port, ready_path=None, workdir=workdir)
 
 
 def baseline_server(kind: str, workdir: Path) -> ServerProcess:

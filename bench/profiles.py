@@ -13,21 +13,24 @@ class Profile:
     max_messages: int  # cap on the messages of one window, whatever its length
     fanout_window: int  # broadcasts (or SSE events) in flight at once
     fanout_members: tuple[int, ...]
+    cluster_members: int  # the two-node-on-Redis variant of the room fan-out
     sse_subscribers: tuple[int, ...]
     idle_connections: int
     idle_batches: int  # connections are added in batches; RSS per connection is their median
     validation_iterations: int
     conformance_timeout: float
     conformance_selection: tuple[str, ...] = ()  # extra ``rep-conformance run`` arguments
+    extras: bool = True  # information-only targets: the picows echo, the server on uvloop
 
 
 FULL = Profile(
     name="full",
     runs=5,
-    seconds=3.0,
+    seconds=2.0,
     max_messages=5_000_000,
     fanout_window=8,
     fanout_members=(100, 1000),
+    cluster_members=1000,
     sse_subscribers=(100, 1000),
     idle_connections=10_000,
     idle_batches=3,
@@ -41,12 +44,14 @@ QUICK = Profile(
     seconds=1.0,
     max_messages=5_000_000,
     fanout_window=8,
-    fanout_members=(100, 1000),
-    sse_subscribers=(100, 1000),
-    idle_connections=3_000,
+    fanout_members=(1000,),
+    cluster_members=100,
+    sse_subscribers=(1000,),
+    idle_connections=1_500,
     idle_batches=3,
     validation_iterations=5_000,
     conformance_timeout=120.0,
+    extras=False,
 )
 
 #: Every code path, a few hundred messages, one run: for tests, not for figures.
@@ -57,6 +62,7 @@ TINY = Profile(
     max_messages=300,
     fanout_window=4,
     fanout_members=(5,),
+    cluster_members=5,
     sse_subscribers=(5,),
     idle_connections=30,
     idle_batches=1,

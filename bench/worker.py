@@ -283,9 +283,11 @@ class FanOut:
         self.session = new_session()
         count = int(self.params["members"])
         headers = [auth_headers(self.params, f"fan-{i}") for i in range(count)]
-        self.conns = await connect_all(
-            self.session, self.params["url"], headers, welcome=self.params["welcome"]
-        )
+        welcome = self.params["welcome"]
+        sender = await connect_all(self.session, self.params["url"], headers[:1], welcome=welcome)
+        member_url = self.params.get("member_url") or self.params["url"]
+        others = await connect_all(self.session, member_url, headers[1:], welcome=welcome)
+        self.conns = sender + others
         for conn in self.conns:
             conn.handler = self.on_text
         if self.params.get("join"):

@@ -4,7 +4,9 @@ Every member, the sender included, receives each chat message: REP distributes t
 to the whole room, and the baseline sends its copy to every connection. A message counts
 once all N members have it; at most ``fanout_window`` messages are open at once, so the
 server's bounded queues never overflow. Figures: deliveries/s and sender-to-receiver
-latency, measured in the client process that holds both ends.
+latency, measured in the client process that holds both ends. The two-node variant puts
+the sender on one reference node and every other member on a second node sharing a Redis
+broker, so every copy crosses Redis.
 """
 
 from __future__ import annotations
@@ -14,7 +16,15 @@ import statistics
 import time
 from typing import Any
 
-from bench.procs import ServerProcess, Worker, baseline_server, measure, reference_server, workers
+from bench.procs import (
+    ServerProcess,
+    Worker,
+    baseline_server,
+    measure,
+    redis_server,
+    reference_server,
+    workers,
+)
 from bench.report import INFO, Row, at_least, make_row, unavailable
 from bench.scenarios import Context
 
@@ -24,9 +34,17 @@ REDIS_BROKER = "reference_server.broker.redis"
 TARGET_MEMBERS = 1000
 
 
-def _worker(ctx: Context, server: ServerProcess, members: int, reference: bool) -> Worker:
+def _worker(
+    ctx: Context,
+    server: ServerProcess,
+    members: int,
+    reference: bool,
+    member_server: ServerProcess | None = None,
+) -> Worker:
+    """The sender connects to ``server``; the other members to ``member_server`` if given."""
     params: dict[str, Any] = {
         "url": server.ws_url,
+        "member_url": (member_server or server).ws_url,
         "members": members,
         "welcome": reference,
         "join": reference,
@@ -34,7 +52,8 @@ def _worker(ctx: Context, server: ServerProcess, members: int, reference: bool) 
     }
     if reference:
         params["secret"] = ctx.secret
-    name = f"fanout-{'reference' if reference else 'baseline'}-{members}"
+    side = "reference" if reference else "baseline"
+    name = f"fanout-{side}-{members}{'-cluster' if member_server else ''}"
     return Worker("fanout", params, ctx.workdir, name)
 
 
@@ -50,7 +69,12 @@ def _summary(answers: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def measure_pair(
-    ctx: Context, baseline: ServerProcess, reference: ServerProcess, members: int
+    ctx: Context,
+    baseline: ServerProcess,
+    reference: ServerProcess,
+    members: int,
+    *,
+    other_node: ServerProcess | None = None,
 ) -> Row:
     profile = ctx.profile
     command = {
@@ -60,7 +84,7 @@ def measure_pair(
         "window": profile.fanout_window,
     }
     base_worker = _worker(ctx, baseline, members, reference=False)
-    ref_worker = _worker(ctx, reference, members, reference=True)
+    ref_worker = _worker(ctx, reference, members, reference=True, member_server=other_node)
     answers: dict[str, list[dict[str, Any]]] = {"baseline": [], "value": []}
     with workers(base_worker, ref_worker):
         began = time.monotonic()
@@ -74,13 +98,16 @@ def measure_pair(
             answers["baseline"].append(measure(baseline, base_worker, command))
             answers["value"].append(measure(reference, ref_worker, command))
     base, value = (_summary(answers[side]) for side in ("baseline", "value"))
+    scenario = f"room fan-out {members} members"
+    if other_node is not None:
+        scenario += ", two nodes on Redis"
     return make_row(
-        f"room fan-out {members} members",
+        scenario,
         "deliveries/s",
         BASELINE,
         [a["deliveries"] / a["elapsed"] for a in answers["baseline"]],
         [a["deliveries"] / a["elapsed"] for a in answers["value"]],
-        at_least(0.70) if members == TARGET_MEMBERS else INFO,
+        at_least(0.70) if members == TARGET_MEMBERS and other_node is None else INFO,
         details={
             **{f"baseline_{k}": v for k, v in base.items()},
             **{f"value_{k}": v for k, v in value.items()},
@@ -88,28 +115,38 @@ def measure_pair(
     )
 
 
-def redis_row(members: int) -> Row:
-    """Two nodes on Redis need the Redis broker; until it exists there is nothing to run."""
+def cluster_row(ctx: Context, baseline: ServerProcess, members: int) -> Row:
+    """Sender on one node, every other member on the second: each copy crosses Redis."""
     scenario = f"room fan-out {members} members, two nodes on Redis"
     if importlib.util.find_spec(REDIS_BROKER) is None:
         return unavailable(scenario, "deliveries/s", f"{REDIS_BROKER} does not exist yet")
-    return unavailable(
-        scenario,
-        "deliveries/s",
-        "the Redis broker exists but rep-server has no option to select it yet",
-    )
+    redis = redis_server(ctx.workdir)
+    if redis is None:
+        return unavailable(scenario, "deliveries/s", "redis-server is not installed")
+    nodes: list[ServerProcess] = []
+    try:
+        redis.start()
+        broker = ["--broker", f"redis://127.0.0.1:{redis.port}/0"]
+        for name in ("node-a", "node-b"):
+            node = reference_server(ctx.secret, ctx.workdir, name=name, extra_args=broker)
+            nodes.append(node.start())
+        ctx.log(f"room fan-out {members} members, two nodes on Redis")
+        return measure_pair(ctx, baseline, nodes[0], members, other_node=nodes[1])
+    finally:
+        for node in nodes:
+            node.stop()
+        redis.stop()
 
 
 def run(ctx: Context) -> list[Row]:
     rows = []
     baseline = baseline_server("broadcast", ctx.workdir).start()
-    reference = reference_server(ctx.secret, ctx.workdir).start()
     try:
-        for members in ctx.profile.fanout_members:
-            ctx.log(f"room fan-out {members} members")
-            rows.append(measure_pair(ctx, baseline, reference, members))
+        with reference_server(ctx.secret, ctx.workdir) as reference:
+            for members in ctx.profile.fanout_members:
+                ctx.log(f"room fan-out {members} members")
+                rows.append(measure_pair(ctx, baseline, reference, members))
+        rows.append(cluster_row(ctx, baseline, ctx.profile.cluster_members))
     finally:
         baseline.stop()
-        reference.stop()
-    rows.append(redis_row(max(ctx.profile.fanout_members)))
     return rows

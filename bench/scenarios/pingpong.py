@@ -30,6 +30,7 @@ TARGET = at_least(0.70)
 REFERENCE = "reference"
 ECHO = "aiohttp echo"
 PICOWS = "picows echo"
+UVLOOP = "reference on uvloop"
 CPU_KEY = "reference_cpu_us_per_message"
 
 
@@ -58,8 +59,10 @@ def servers(ctx: Context, names: tuple[str, ...]) -> Iterator[dict[str, ServerPr
     started: dict[str, ServerProcess] = {}
     try:
         for name in names:
-            if name == REFERENCE:
-                process = reference_server(ctx.secret, ctx.workdir)
+            if name in (REFERENCE, UVLOOP):
+                process = reference_server(
+                    ctx.secret, ctx.workdir, name=name.replace(" ", "-"), uvloop=name == UVLOOP
+                )
             else:
                 process = baseline_server("echo" if name == ECHO else "picows-echo", ctx.workdir)
             started[name] = process.start()
@@ -70,15 +73,17 @@ def servers(ctx: Context, names: tuple[str, ...]) -> Iterator[dict[str, ServerPr
 
 
 def worker_for(ctx: Context, name: str, server: ServerProcess, conns: int, depth: int) -> Worker:
+    reference = name in (REFERENCE, UVLOOP)
     params: dict[str, Any] = {
         "url": server.ws_url,
         "connections": conns,
         "in_flight": depth,
-        "welcome": name == REFERENCE,
+        "welcome": reference,
     }
-    if name == REFERENCE:
+    if reference:
         params["secret"] = ctx.secret
-    return Worker("pingpong", params, ctx.workdir, f"pingpong-{name}-{conns}x{depth}")
+    label = name.replace(" ", "-")
+    return Worker("pingpong", params, ctx.workdir, f"pingpong-{label}-{conns}x{depth}")
 
 
 def alternate(
@@ -117,30 +122,43 @@ def _details(windows: list[Window], prefix: str) -> dict[str, Any]:
     }
 
 
+#: (row suffix, reference side, baseline side): the target row, then information rows.
+COMPARISONS = (
+    ("", REFERENCE, ECHO),
+    (" vs picows", REFERENCE, PICOWS),
+    (", reference on uvloop", UVLOOP, ECHO),
+)
+
+
 def rows_for(label: str, found: dict[str, list[Window]]) -> list[Row]:
-    reference = found[REFERENCE]
     rows = []
-    for name in (ECHO, PICOWS):
-        if name not in found:
+    for suffix, value_side, base_side in COMPARISONS:
+        if value_side not in found or base_side not in found:
             continue
-        base = found[name]
-        target = TARGET if (name == ECHO and label == "50x10") else INFO
+        base, value = found[base_side], found[value_side]
+        target = TARGET if (not suffix and label == "50x10") else INFO
         rows.append(
             make_row(
-                f"ping/pong {label}" + ("" if name == ECHO else " vs picows"),
+                f"ping/pong {label}{suffix}",
                 "msg/s",
-                name,
+                base_side,
                 [w.rate for w in base],
-                [w.rate for w in reference],
+                [w.rate for w in value],
                 target,
-                details={**_details(base, "baseline"), **_details(reference, "value")},
+                details={**_details(base, "baseline"), **_details(value, "value")},
             )
         )
     return rows
 
 
 def run(ctx: Context) -> list[Row]:
-    names = (ECHO, REFERENCE) + ((PICOWS,) if importlib.util.find_spec("picows") else ())
+    names: tuple[str, ...] = (ECHO, REFERENCE)
+    if ctx.profile.extras:
+        names += tuple(
+            name
+            for name, module in ((PICOWS, "picows"), (UVLOOP, "uvloop"))
+            if importlib.util.find_spec(module) is not None
+        )
     rows: list[Row] = []
     with servers(ctx, names) as targets:
         for label, conns, depth in SHAPES:
