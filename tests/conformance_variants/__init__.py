@@ -79,12 +79,106 @@ def accept_alg_none() -> Any:
     return _replaced(auth.TokenVerifier, "verify", verify)
 
 
+def other_subprotocol() -> Any:
+    """WS-001: the server offers another subprotocol than rep.v1."""
+    return _replaced_everywhere("SUBPROTOCOL", "chat.v2")
+
+
+def query_token_first() -> Any:
+    """AUTH-002: the token query parameter wins over the Authorization header."""
+    original = auth.extract_token
+
+    def extract(headers: Any, query: Any, cookies: Any) -> Any:
+        if query.get("token"):
+            return query["token"], "query"
+        return original(headers, query, cookies)
+
+    return _replaced_everywhere("extract_token", extract)
+
+
+def any_attachment_host() -> Any:
+    """CHAT-004: attachment URLs to internal hosts are distributed."""
+    return _replaced_everywhere("refused_attachment_host", lambda url: None)
+
+
 def no_sanitizer() -> Any:
     """CHAT-003: chat content is distributed exactly as sent."""
     return _replaced_everywhere("sanitize_chat_content", lambda content: content)
 
 
 VARIANTS = [
+    Variant(
+        "pong-breaks-its-schema",
+        "ENV-013",
+        ("test_ping_is_answered_by_a_correlated_pong",),
+        core=cores.PongWithoutTimestamp,
+    ),
+    Variant(
+        "silent-clients-never-closed",
+        "LIFE-003",
+        ("test_a_silent_client_is_closed_with_4000_after_two_intervals",),
+        core=cores.SilentClientsLiveForever,
+    ),
+    Variant(
+        "tokens-never-expire-on-open-connections",
+        "AUTH-012",
+        ("test_a_connection_is_closed_with_4001_when_its_token_expires",),
+        core=cores.TokensNeverExpireOnOpenConnections,
+    ),
+    Variant(
+        "errors-without-details",
+        "ERR-010",
+        ("test_schema_errors_point_at_the_offending_member",),
+        core=cores.ErrorsWithoutDetails,
+    ),
+    Variant(
+        "no-user-leave-on-disconnect",
+        "ROOM-006",
+        ("test_a_dropped_member_is_announced_with_reason_disconnected",),
+        core=cores.NoLeaveNoticeOnDisconnect,
+    ),
+    Variant(
+        "collection-changes-delivered-twice",
+        "DATA-008",
+        ("test_subscribers_get_each_change_exactly_once",),
+        core=cores.CollectionChangesTwice,
+    ),
+    Variant(
+        "unsubscribe-keeps-delivering",
+        "STREAM-009",
+        ("test_after_unsubscribing_no_event_arrives",),
+        core=cores.UnsubscribeKeepsDelivering,
+    ),
+    Variant(
+        "rate-limited-without-retry-after",
+        "RATE-003",
+        ("test_the_limit_counts_every_message_of_a_user_across_connections",),
+        core=cores.RetryAfterMissing,
+    ),
+    Variant(
+        "member-lists-always-online",
+        "PRES-002",
+        ("test_member_lists_carry_the_last_status",),
+        core=cores.StatusesAlwaysOnline,
+    ),
+    Variant(
+        "another-subprotocol-selected",
+        "WS-001",
+        ("test_the_rep_subprotocol_is_selected_when_offered",),
+        patch=other_subprotocol,
+    ),
+    Variant(
+        "query-token-wins-over-header",
+        "AUTH-002",
+        ("test_the_first_token_present_is_used",),
+        patch=query_token_first,
+    ),
+    Variant(
+        "attachments-to-internal-hosts-distributed",
+        "CHAT-004",
+        ("test_attachment_urls_to_internal_hosts_or_other_schemes_are_refused",),
+        patch=any_attachment_host,
+    ),
     Variant(
         "envelope-version-disagrees-with-welcome",
         "ENV-008",

@@ -240,3 +240,118 @@ class HidesNotificationsButServesThem(ServerCore):
             except StopIteration:
                 return
             answer = yield hide(effect)
+
+
+def mapped(step: Step[Any], change: Callable[[Effect], Effect]) -> Step[Any]:
+    """Run ``step`` with each effect replaced by ``change(effect)``; answers pass through."""
+    answer: Any = None
+    while True:
+        try:
+            effect = step.send(answer)
+        except StopIteration as stop:
+            return stop.value
+        answer = yield change(effect)
+
+
+def _closes(code_name: str) -> Callable[[Effect], bool]:
+    code = catalog().close_code(code_name)
+    return lambda effect: isinstance(effect, Close) and effect.code == code
+
+
+class PongWithoutTimestamp(ServerCore):
+    """ENV-013: the pong is correlated but its payload breaks the pong schema."""
+
+    def on_ping(self, connection: Connection, message: Message, now_ms: int) -> Step[None]:
+        pong = self.messages.build("pong", {}, correlation_id=message["id"])
+        yield Send(connection.client_id, pong)
+
+
+class SilentClientsLiveForever(ServerCore):
+    """LIFE-003: a client that sends nothing is never closed."""
+
+    def tick(self, now_ms: int) -> Step[None]:
+        for connection in self.connections.values():
+            connection.last_received_ms = now_ms
+        yield from super().tick(now_ms)
+
+
+class TokensNeverExpireOnOpenConnections(ServerCore):
+    """AUTH-012 (a SHOULD): connections outlive their token."""
+
+    def tick(self, now_ms: int) -> Step[None]:
+        yield from filtered(super().tick(now_ms), _closes("token_expired"))
+
+
+class _NoDetails(MessageFactory):
+    def error(self, code: str, message: str, **kw: Any) -> Message:
+        kw.pop("details", None)
+        return super().error(code, message, **kw)
+
+
+class ErrorsWithoutDetails(ServerCore):
+    """ERR-010 (a SHOULD): schema errors do not point at the offending member."""
+
+    def __init__(self, config: ServerConfig, **kw: Any) -> None:
+        super().__init__(config, **{**kw, "messages": _factory(_NoDetails, kw)})
+
+
+class NoLeaveNoticeOnDisconnect(ServerCore):
+    """ROOM-006: when a member's connection ends, the others are not told."""
+
+    def disconnected(self, client_id: str) -> Step[None]:
+        def leave_notice(effect: Effect) -> bool:
+            return (
+                isinstance(effect, Publish)
+                and effect.publication.message.get("type") == "user_leave"
+            )
+
+        yield from filtered(super().disconnected(client_id), leave_notice)
+
+
+class CollectionChangesTwice(ServerCore):
+    """DATA-008: subscribers receive every change of a collection twice."""
+
+    def deliver(self, publication: Any) -> list[Send]:
+        sends = super().deliver(publication)
+        if publication.topic.startswith("collection:"):
+            return [send for send in sends for _ in range(2)]
+        return sends
+
+
+class UnsubscribeKeepsDelivering(ServerCore):
+    """STREAM-009: unsubscribing is confirmed but events keep coming."""
+
+    def on_stream_unsubscribe(
+        self, connection: Connection, message: Message, now_ms: int
+    ) -> Step[None]:
+        stream_id = message["payload"]["streamId"]
+        if stream_id not in connection.streams:
+            yield from super().on_stream_unsubscribe(connection, message, now_ms)
+            return
+        yield self._respond(connection, message, {"streamId": stream_id})
+
+
+class RetryAfterMissing(ServerCore):
+    """RATE-003: rate_limited errors do not say when to try again."""
+
+    def _admit(self, connection: Connection, now_ms: int, correlation: str | None) -> Step[bool]:
+        def strip(effect: Effect) -> Effect:
+            if isinstance(effect, Send) and effect.message.get("type") == "error":
+                effect.message["payload"].pop("retry_after_ms", None)
+            return effect
+
+        allowed: bool = yield from mapped(super()._admit(connection, now_ms, correlation), strip)
+        return allowed
+
+
+class StatusesAlwaysOnline(ServerCore):
+    """PRES-002: member lists ignore the status members set."""
+
+    def on_room_join(self, connection: Connection, message: Message, now_ms: int) -> Step[None]:
+        def online(effect: Effect) -> Effect:
+            if isinstance(effect, Send) and effect.message.get("type") == "room_join_response":
+                for member in effect.message["payload"]["members"]:
+                    member["status"] = "online"
+            return effect
+
+        yield from mapped(super().on_room_join(connection, message, now_ms), online)
