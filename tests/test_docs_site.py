@@ -188,6 +188,7 @@ def dump_dom(tmp_path: Path, url: str) -> str:
     return run_chromium(tmp_path, "--dump-dom", url)
 
 
+@pytest.mark.network
 def test_home_page_renders_with_navigation(served: str, tmp_path: Path) -> None:
     dom = dump_dom(tmp_path, served)
     assert "<h1" in dom and "Realtime Envelope Protocol" in dom
@@ -197,6 +198,7 @@ def test_home_page_renders_with_navigation(served: str, tmp_path: Path) -> None:
     assert "Conventions" in overview and "BCP 14" in overview
 
 
+@pytest.mark.network
 def test_requirement_anchors_resolve_in_the_browser(served: str, tmp_path: Path) -> None:
     dom = dump_dom(tmp_path, served + "specification/envelope/#ENV-001")
     assert re.search(r'<p [^>]*id="ENV-001"', dom)
@@ -206,6 +208,7 @@ def test_requirement_anchors_resolve_in_the_browser(served: str, tmp_path: Path)
     assert 'id="ENV-001"' in index and 'href="../../specification/envelope/#ENV-001"' in index
 
 
+@pytest.mark.network
 def test_message_catalogue_renders_and_screenshots_are_kept(served: str, tmp_path: Path) -> None:
     dom = dump_dom(tmp_path, served + "specification/messages/")
     for name in catalog().types:
