@@ -198,7 +198,7 @@ def list_requirements(fmt: str, uncovered_only: bool) -> str:
     with_checks = [r for r in conformance if covered.get(r.id)]
     lines.append(
         f"\n{len(with_checks)}/{len(conformance)} requirements verified by conformance have "
-        f"checks; {len(all_checks())} checks in all"
+        f"checks; {len(all_checks())} check functions"
     )
     return "\n".join(lines).lstrip("\n")
 

@@ -52,6 +52,9 @@ ANY: Any = _Any()
 
 SUBPROTOCOL = Subprotocol(spec.SUBPROTOCOL)
 
+#: Server messages that answer a client's message; others lack correlation_id by nature.
+ANSWERS = spec.answer_types()
+
 
 def now_rfc3339() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
@@ -74,6 +77,8 @@ def summarize(message: Message | None, raw: str | bytes = "") -> str:
     correlation = correlation_of(message)
     if correlation is not None:
         parts.append(f"correlation_id={correlation!r}")
+    elif message.get("type") in ANSWERS:
+        parts.append("without correlation_id")
     parts.append(f"payload={clip(orjson.dumps(payload).decode(), 240)}")
     return " ".join(parts)
 

@@ -88,6 +88,19 @@ def client_types_of_feature(feature: str) -> list[str]:
     return [t.name for t in catalog().types_for("client") if t.feature == feature]
 
 
+def answer_types() -> frozenset[str]:
+    """Server message types that answer a client's message (and so carry correlation_id):
+    registered responses, copies, and errors."""
+    types = catalog().types.values()
+    found = {t.answer_type for t in types if t.answer_kind == "response" and t.answer_type}
+    found |= {t.name for t in types if t.answer_kind == "copy"}
+    return frozenset({*found, error_type()})
+
+
+def error_type() -> str:
+    return message_type("error")
+
+
 def server_only_types() -> list[str]:
     return [t.name for t in catalog().types.values() if not t.sendable_by("client")]
 

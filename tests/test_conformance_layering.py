@@ -22,7 +22,7 @@ LAYERS = {
     "spec": 1,
     "profile": 1,
     "coverage": 1,
-    "generation": 1,
+    "generation": 3,
     "frames": 2,
     "tokens": 2,
     "client": 2,
