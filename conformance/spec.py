@@ -12,12 +12,13 @@ the requirement's text still says so.
 
 from __future__ import annotations
 
+import json
 import re
 from functools import cache
 from typing import Any
 
 from rep_spec import catalog, requirements, schema_registry
-from rep_spec.schema_files import schema_uri
+from rep_spec.schema_files import schema_dir, schema_uri
 
 
 class SpecDrift(RuntimeError):
@@ -82,6 +83,22 @@ def payload_default(type_name: str, member: str) -> Any:
         return payload_schema(type_name)["properties"][member]["default"]
     except KeyError as exc:
         raise SpecDrift(f"the {type_name} schema gives {member} no default") from exc
+
+
+@cache
+def valid_client_payload(type_name: str) -> dict[str, Any]:
+    """A payload the schemas accept for a client message of this type: the first valid
+    example of the type's test vectors (``schemas/vectors/client/<type>.json``)."""
+    path = schema_dir() / "vectors" / "client" / f"{type_name}.json"
+    try:
+        tests = json.loads(path.read_text(encoding="utf-8"))["tests"]
+    except (OSError, ValueError, KeyError) as exc:
+        raise SpecDrift(f"no client test vectors for {type_name}: {exc}") from exc
+    for test in tests:
+        if test.get("valid") and isinstance(test.get("data", {}).get("payload"), dict):
+            payload: dict[str, Any] = test["data"]["payload"]
+            return payload
+    raise SpecDrift(f"the {type_name} vectors hold no valid message")
 
 
 def client_types_of_feature(feature: str) -> list[str]:
