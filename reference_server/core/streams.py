@@ -72,9 +72,14 @@ class StreamHandlers(CoreBase):
         assert stream is not None
         connection.streams[stream_id] = stream_filter
         connection.held[stream_id] = []
-        read = yield from ask(
-            lambda b: b.stream_read(stream_id, after, now_ms, stream.retention_ms)
-        )
+        try:
+            read = yield from ask(
+                lambda b: b.stream_read(stream_id, after, now_ms, stream.retention_ms)
+            )
+        except Exception:  # ERR-004: a failed subscribe leaves no subscription behind
+            del connection.streams[stream_id]
+            del connection.held[stream_id]
+            raise
         if after is None and not replay_all:
             replay: list[StreamEvent] = []
             newest = read.events[-1].id if read.events else "0-0"

@@ -445,3 +445,19 @@ def test_sse_resume_reports_unknown_channels_and_keeps_order(h: Harness) -> None
     h.run(h.core.release_event_stream(other))
     (error,) = h.take(other)
     assert error["payload"]["code"] == "replay_unavailable"
+
+
+def test_failed_subscribe_leaves_no_subscription(h: Harness) -> None:
+    async def unreachable(*args: Any) -> Any:
+        raise ConnectionError("shared state down")
+
+    original = h.broker.stream_read
+    h.broker.stream_read = unreachable  # type: ignore[method-assign]
+    a = h.connect("ann")
+    h.send(a, "stream_subscribe", {"streamId": "prices"})
+    assert h.error_of(a)["payload"]["code"] == "internal_error"
+    h.broker.stream_read = original  # type: ignore[method-assign]
+    publish(h, "tick", [])
+    assert h.take(a) == []  # neither subscribed nor holding events
+    h.send(a, "stream_subscribe", {"streamId": "prices"})
+    assert h.take(a)[0]["type"] == "stream_subscribe_response"
