@@ -60,11 +60,13 @@ def _worker(
 def _summary(answers: list[dict[str, Any]]) -> dict[str, Any]:
     p50 = statistics.median(a["p50_us"] or 0.0 for a in answers)
     p99 = statistics.median(a["p99_us"] or 0.0 for a in answers)
+    cpu = statistics.median(a["server_cpu_s"] / max(1, a["deliveries"]) * 1e6 for a in answers)
     return {
         "p50_us": p50,
         "p99_us": p99,
         "server_cpu_share": statistics.median(a["server_cpu_s"] / a["elapsed"] for a in answers),
-        "extra": f"p99 {p99 / 1000:.1f} ms",
+        "cpu_us_per_delivery": cpu,
+        "extra": f"p99 {p99 / 1000:.1f} ms, server CPU {cpu:.1f} us/delivery",
     }
 
 

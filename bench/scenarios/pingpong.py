@@ -109,7 +109,8 @@ def alternate(
 def _latency(windows: list[Window]) -> str:
     p50 = statistics.median(w.p50_us for w in windows) / 1000
     p99 = statistics.median(w.p99_us for w in windows) / 1000
-    return f"p50 {p50:.2f} ms, p99 {p99:.2f} ms"
+    cpu = statistics.median(w.cpu_us_per_message for w in windows)
+    return f"p50 {p50:.2f} ms, p99 {p99:.2f} ms, server CPU {cpu:.1f} us/msg"
 
 
 def _details(windows: list[Window], prefix: str) -> dict[str, Any]:

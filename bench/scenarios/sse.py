@@ -51,13 +51,15 @@ def _worker(ctx: Context, server: ServerProcess, subscribers: int, reference: bo
 
 def _details(side: str, answers: list[dict[str, Any]]) -> dict[str, Any]:
     p99 = statistics.median(a["p99_us"] or 0.0 for a in answers)
+    cpu = statistics.median(a["server_cpu_s"] / max(1, a["deliveries"]) * 1e6 for a in answers)
     return {
+        f"{side}_cpu_us_per_delivery": cpu,
         f"{side}_p50_us": statistics.median(a["p50_us"] or 0.0 for a in answers),
         f"{side}_p99_us": p99,
         f"{side}_server_cpu_share": statistics.median(
             a["server_cpu_s"] / a["elapsed"] for a in answers
         ),
-        f"{side}_extra": f"p99 {p99 / 1000:.1f} ms",
+        f"{side}_extra": f"p99 {p99 / 1000:.1f} ms, server CPU {cpu:.1f} us/delivery",
     }
 
 
