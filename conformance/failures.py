@@ -65,6 +65,12 @@ class ConformanceFailure(AssertionError):
         parts.append(self.received)
         return "; ".join(parts)
 
+    @property
+    def requirement_texts(self) -> dict[str, str]:
+        """What the spec requires, by requirement id (the registry's own words)."""
+        index = requirements()
+        return {rid: index[rid].text for rid in self.requirement_ids if rid in index}
+
     def spec_text(self) -> str:
         """What the spec requires, one requirement per line, quoted from the registry."""
         return "\n".join(requirement_line(rid) for rid in self.requirement_ids)

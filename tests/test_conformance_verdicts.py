@@ -153,6 +153,7 @@ def test_failure_messages_say_sent_expected_received_and_quote_the_spec() -> Non
         "(LIFE-001); received nothing"
     )
     assert requirements()["LIFE-001"].text in text
+    assert failure.requirement_texts == {"LIFE-001": requirements()["LIFE-001"].text}
     assert isinstance(failure, AssertionError)
     with pytest.raises(ValueError, match="at least one requirement"):
         ConformanceFailure([], expected="x", received="y")
