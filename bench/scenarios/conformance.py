@@ -74,9 +74,13 @@ def run(ctx: Context) -> list[Row]:
     shutil.rmtree(reports, ignore_errors=True)
     selection = list(ctx.profile.conformance_selection)
     ctx.log(f"conformance: {' '.join(argv[1:] + selection)}")
-    fixed, fixed_status = timed(
-        [*argv, "--report-dir", str(reports / "collect"), *selection, "--", "--collect-only"],
-        ctx.profile.conformance_timeout,
+    fixed, fixed_status = (
+        timed(
+            [*argv, "--report-dir", str(reports / "collect"), *selection, "--", "--collect-only"],
+            ctx.profile.conformance_timeout,
+        )
+        if ctx.profile.extras
+        else (0.0, -2)
     )
     wall, status = timed(
         [*argv, "--report-dir", str(reports / "run"), *selection], ctx.profile.conformance_timeout

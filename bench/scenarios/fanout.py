@@ -148,7 +148,8 @@ def run(ctx: Context) -> list[Row]:
             for members in ctx.profile.fanout_members:
                 ctx.log(f"room fan-out {members} members")
                 rows.append(measure_pair(ctx, baseline, reference, members))
-        rows.append(cluster_row(ctx, baseline, ctx.profile.cluster_members))
+        if ctx.profile.extras:
+            rows.append(cluster_row(ctx, baseline, ctx.profile.cluster_members))
     finally:
         baseline.stop()
     return rows
