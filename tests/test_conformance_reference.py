@@ -46,17 +46,7 @@ DECLARED_SKIPS = {
 #: Departures of the reference server from the spec that the kit found and that are not
 #: fixed yet. Baselined so that the rest stays green; each entry fails this test as stale
 #: as soon as the server is fixed, and must then be deleted.
-KNOWN_REFERENCE_FAILURES: list[dict[str, str]] = [
-    {
-        "test": "test_websocket.py::test_a_message_of_exactly_the_advertised_maximum_is_processed",
-        "reason": "WS-005: a message of exactly maxMessageBytes is closed with 1009",
-    },
-    {
-        "test": "test_chat.py::test_chat_content_is_sanitized_before_distribution"
-        "[allowed-with-style]",
-        "reason": "CHAT-003: the sanitizer keeps title attributes on allowed elements",
-    },
-]
+KNOWN_REFERENCE_FAILURES: list[dict[str, str]] = []
 
 
 @contextmanager

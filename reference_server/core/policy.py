@@ -13,7 +13,8 @@ ALLOWED_TAGS = frozenset({"b", "i", "em", "strong", "u"})
 
 def sanitize_chat_content(content: str) -> str:
     """CHAT-003: keep only the allowed elements, without attributes; escape the rest."""
-    return nh3.clean(content, tags=set(ALLOWED_TAGS), attributes={}, link_rel=None)
+    # "*": no generic attributes either (ammonia would keep lang and title by default).
+    return nh3.clean(content, tags=set(ALLOWED_TAGS), attributes={"*": set()}, link_rel=None)
 
 
 def _literal_ip(host: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:

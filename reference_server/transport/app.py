@@ -42,7 +42,7 @@ async def websocket_handler(request: web.Request) -> web.StreamResponse:
         return error_response(rejected.code, rejected.reason)
     ws = web.WebSocketResponse(
         protocols=(SUBPROTOCOL,),
-        max_msg_size=node.config.max_message_bytes,
+        max_msg_size=node.config.max_message_bytes + 1,  # aiohttp's bound is exclusive
         autoping=True,
     )
     await ws.prepare(request)

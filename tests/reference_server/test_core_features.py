@@ -134,10 +134,10 @@ def test_chat_content_is_sanitized(h: Harness) -> None:
         {
             "roomId": "lobby",
             "content": '<b class="x">bold</b><script>alert(1)</script><img src=x onerror=y>'
-            '<em>e</em><a href="javascript:x">link</a>',
+            '<em>e</em><a href="javascript:x">link</a><u title="t" lang="en">u</u>',
         },
     )
-    assert h.take_one(a)["payload"]["content"] == "<b>bold</b><em>e</em>link"
+    assert h.take_one(a)["payload"]["content"] == "<b>bold</b><em>e</em>link<u>u</u>"
 
 
 def test_escaped_content_still_fits_the_server_schema(h: Harness) -> None:

@@ -198,11 +198,21 @@ async def test_oversized_message_closes_1009(server: RunningServer) -> None:
     assert closed.value.rcvd is not None and closed.value.rcvd.code == 1009
 
 
-async def test_large_message_within_limit_is_processed(server: RunningServer) -> None:
+async def test_message_of_exactly_the_maximum_is_processed(server: RunningServer) -> None:
     a = await connect(server, "large-user")
-    data = {"blob": "y" * 60_000}
-    await a.send("data_create", {"collection": "net-large", "data": data})
-    assert (await a.recv_type("data_create"))["payload"]["data"] == data
+    message = {
+        "id": "big",
+        "type": "data_create",
+        "timestamp": "2026-11-26T12:00:00Z",
+        "payload": {"collection": "net-large", "data": {"blob": ""}},
+    }
+    padding = 65536 - len(orjson.dumps(message))
+    message["payload"]["data"]["blob"] = "y" * padding
+    frame = orjson.dumps(message).decode()
+    assert len(frame.encode()) == 65536
+    await a.ws.send(frame)
+    copy = await a.recv_type("data_create")
+    assert len(copy["payload"]["data"]["blob"]) == padding
     await a.ws.close()
 
 
