@@ -39,11 +39,18 @@ def schema_paths() -> list[Path]:
 
 
 @cache
-def schema_registry() -> Registry:
-    """Every ``*.schema.json`` under its absolute ``$id``, so relative ``$ref``s resolve offline."""
+def schema_registry(*, keep_dialect: bool = True) -> Registry:
+    """Every ``*.schema.json`` under its absolute ``$id``, so relative ``$ref``s resolve offline.
+
+    With ``keep_dialect=False`` the ``$schema`` members are dropped (every file is 2020-12
+    anyway): jsonschema picks the validator class of a ``$ref`` target from its ``$schema``,
+    which would silently replace an extended validator with the stock one.
+    """
     resources = []
     for path in schema_paths():
         contents = json.loads(path.read_text(encoding="utf-8"))
+        if not keep_dialect:
+            contents.pop("$schema", None)
         resources.append((contents["$id"], Resource.from_contents(contents, DRAFT202012)))
     return Registry().with_resources(resources).crawl()
 

@@ -10,15 +10,17 @@ instances to ``jsonschema``, so every code, pointer and message stays the same.
 
 from __future__ import annotations
 
+import functools
 import importlib
 import json
-from collections.abc import Callable, Iterable, Mapping
+import re
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from types import ModuleType
 from typing import Any, Protocol
 
 import orjson
-from jsonschema import Draft202012Validator
+from jsonschema import Draft202012Validator, validators
 from jsonschema.exceptions import ValidationError, best_match
 from referencing import Registry
 
@@ -89,14 +91,38 @@ def _shorten(text: str, limit: int = 300) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
+@functools.cache
+def _ecma_regex(pattern: str) -> re.Pattern[str]:
+    """Python's ``$`` also matches before a final newline; ECMA-262's (JSON Schema's) does not.
+
+    Our schemas anchor with a trailing ``$`` only, so ending the pattern with ``\\Z`` instead
+    gives Python the standard meaning: ``"ping\\n"`` is not a valid type name.
+    """
+    if pattern.endswith("$") and not pattern.endswith("\\$"):
+        pattern = pattern[:-1] + r"\Z"
+    return re.compile(pattern)
+
+
+def _ecma_pattern(
+    validator: Any, pattern: str, instance: Any, schema: Mapping[str, Any]
+) -> Iterator[ValidationError]:
+    if validator.is_type(instance, "string") and not _ecma_regex(pattern).search(instance):
+        yield ValidationError(f"{instance!r} does not match {pattern!r}")
+
+
+EcmaValidator = validators.extend(  # type: ignore[no-untyped-call]  # untyped in jsonschema
+    Draft202012Validator, {"pattern": _ecma_pattern}
+)
+
+
 class JsonschemaBackend:
     """The reference backend: ``jsonschema`` with format checking on (date-time, uri, ...)."""
 
     def __init__(self, registry: Registry | None = None) -> None:
-        self._registry = registry if registry is not None else schema_registry()
+        self._registry = registry if registry is not None else schema_registry(keep_dialect=False)
 
     def compile(self, uri: str) -> SchemaCheck:
-        validator = Draft202012Validator(
+        validator = EcmaValidator(
             {"$ref": uri},
             registry=self._registry,
             format_checker=Draft202012Validator.FORMAT_CHECKER,

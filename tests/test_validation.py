@@ -120,3 +120,19 @@ def test_server_copies_of_data_changes_need_version(validator: MessageValidator)
 def test_error_message_is_bounded(validator: MessageValidator) -> None:
     problem = validator.check_client_message(chat(payload={"roomId": "r", "content": "x" * 50_000}))
     assert problem is not None and len(problem.message) < 400
+
+
+@pytest.mark.parametrize("pointer", ["/type", "/timestamp", "/payload/roomId"])
+def test_patterns_anchor_at_the_very_end_as_in_ecma_262(
+    validator: MessageValidator, pointer: str
+) -> None:
+    """Python's ``$`` would accept a trailing newline; JSON Schema's does not."""
+    message = chat()
+    if pointer == "/type":
+        message["type"] = "chat_message\n"
+    elif pointer == "/timestamp":
+        message["timestamp"] += "\n"
+    else:
+        message["payload"]["roomId"] = "lobby\n"
+    problem = validator.check_client_message(message)
+    assert problem is not None and problem.pointer == pointer
