@@ -44,6 +44,7 @@ class MemoryBroker(Broker):
     def __init__(self) -> None:
         self._callbacks: list[DeliveryCallback] = []
         self._connections: dict[str, str] = {}
+        self._by_user: dict[str, set[str]] = defaultdict(set)
         self._rooms: dict[str, dict[str, Member]] = {}
         self._statuses: dict[str, str] = {}
         self._windows: dict[str, deque[int]] = defaultdict(deque)
@@ -62,10 +63,15 @@ class MemoryBroker(Broker):
 
     async def connection_opened(self, client_id: str, user_id: str) -> None:
         self._connections[client_id] = user_id
+        self._by_user[user_id].add(client_id)
 
     async def connection_closed(self, client_id: str, user_id: str) -> int:
         self._connections.pop(client_id, None)
-        return sum(1 for user in self._connections.values() if user == user_id)
+        clients = self._by_user[user_id]
+        clients.discard(client_id)
+        if not clients:
+            del self._by_user[user_id]
+        return len(clients)
 
     async def connection_count(self) -> int:
         return len(self._connections)
