@@ -62,16 +62,20 @@ class MemoryBroker(Broker):
             callback(publication)
 
     async def connection_opened(self, client_id: str, user_id: str) -> None:
+        self._forget(client_id)  # a reused client id moves to its new user
         self._connections[client_id] = user_id
         self._by_user[user_id].add(client_id)
 
     async def connection_closed(self, client_id: str, user_id: str) -> int:
-        self._connections.pop(client_id, None)
-        clients = self._by_user[user_id]
-        clients.discard(client_id)
-        if not clients:
-            del self._by_user[user_id]
-        return len(clients)
+        self._forget(client_id)
+        return len(self._by_user.get(user_id, ()))
+
+    def _forget(self, client_id: str) -> None:
+        owner = self._connections.pop(client_id, None)
+        if owner is not None:
+            self._by_user[owner].discard(client_id)
+            if not self._by_user[owner]:
+                del self._by_user[owner]
 
     async def connection_count(self) -> int:
         return len(self._connections)
