@@ -1,0 +1,169 @@
+"""What the spec says happens, as data: the model the stateful checks compare servers with.
+
+The model holds who is connected, who is in which room, each user's last status, which
+events were published, and what each WebSocket subscriber and SSE stream has received.
+Its questions (who gets a copy of this chat message, which events must a resumed
+subscription replay) are the predictions; the stateful checks turn each into an
+expectation step. Nothing here does I/O.
+
+Decisions where the spec leaves room:
+
+* A user's status after all their connections ended may be remembered or reset to
+  ``online`` (PRES-002 speaks of *connected* users), so the model accepts either.
+* Stream buffers keep at least the last 100 events (STREAM-003); the stateful checks
+  publish far fewer per example, so every event of an example stays resumable.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+DEFAULT_STATUS = "online"
+
+
+@dataclass
+class ClientModel:
+    label: str
+    user: str
+    connected: bool = False
+    rooms: set[str] = field(default_factory=set)
+    subscribed: bool = False
+    last_seen: str | None = None
+
+
+@dataclass
+class SseModel:
+    label: str
+    user: str
+    open: bool = False
+    position: int | None = None
+
+
+@dataclass
+class Status:
+    value: str
+    certain: bool
+
+
+class Model:
+    """The expected state of one example's world."""
+
+    def __init__(self) -> None:
+        self.clients: dict[str, ClientModel] = {}
+        self.streams: dict[str, SseModel] = {}
+        self.statuses: dict[str, Status] = {}
+        self.events: list[str] = []
+
+    # -- rooms and presence ----------------------------------------------------------------
+
+    def add_client(self, label: str, user: str) -> None:
+        self.clients[label] = ClientModel(label, user)
+
+    def connected(self) -> list[str]:
+        return sorted(c.label for c in self.clients.values() if c.connected)
+
+    def disconnected(self) -> list[str]:
+        return sorted(c.label for c in self.clients.values() if not c.connected)
+
+    def members(self, room: str) -> list[str]:
+        return sorted(c.label for c in self.clients.values() if c.connected and room in c.rooms)
+
+    def connect(self, label: str) -> None:
+        self.clients[label].connected = True
+
+    def disconnect(self, label: str) -> dict[str, list[str]]:
+        """Ends a connection; returns, per room it was in, who is told it left."""
+        client = self.clients[label]
+        told = {
+            room: [m for m in self.members(room) if m != label] for room in sorted(client.rooms)
+        }
+        client.connected = False
+        client.rooms.clear()
+        client.subscribed = False
+        status = self.statuses.get(client.user)
+        if status is not None:
+            status.certain = False
+        return told
+
+    def join(self, label: str, room: str) -> tuple[list[str], bool]:
+        """(members listed in the response, whether the others get a user_join)."""
+        client = self.clients[label]
+        already = room in client.rooms
+        client.rooms.add(room)
+        return self.members(room), not already
+
+    def leave(self, label: str, room: str) -> list[str] | None:
+        """Who is told of the leave; None when the client was not a member (not_found)."""
+        client = self.clients[label]
+        if room not in client.rooms:
+            return None
+        client.rooms.discard(room)
+        return self.members(room)
+
+    def chat_recipients(self, label: str, room: str) -> list[str] | None:
+        """Every member, the sender included; None when the sender is not a member."""
+        if room not in self.clients[label].rooms:
+            return None
+        return self.members(room)
+
+    def set_status(self, label: str, value: str) -> list[str]:
+        """Records the status; returns who receives the copy, each once (PRES-001)."""
+        client = self.clients[label]
+        self.statuses[client.user] = Status(value, True)
+        told = {label}
+        for room in client.rooms:
+            told.update(self.members(room))
+        return sorted(told)
+
+    def status_options(self, label: str) -> list[str]:
+        """Statuses the member list may show for this client's user (PRES-002)."""
+        status = self.statuses.get(self.clients[label].user)
+        if status is None:
+            return [DEFAULT_STATUS]
+        if status.certain:
+            return [status.value]
+        return sorted({status.value, DEFAULT_STATUS})
+
+    # -- streams -------------------------------------------------------------------------
+
+    def publish(self, ref: str) -> tuple[list[str], list[str]]:
+        """Records an event; returns (WebSocket subscribers, open SSE streams) that get it."""
+        self.events.append(ref)
+        ws = sorted(c.label for c in self.clients.values() if c.connected and c.subscribed)
+        for label in ws:
+            self.clients[label].last_seen = ref
+        sse = sorted(s.label for s in self.streams.values() if s.open)
+        for label in sse:
+            self.streams[label].position = len(self.events)
+        return ws, sse
+
+    def subscribe(self, label: str, resume: bool) -> list[str]:
+        """The events a new subscription replays: all published, or those after the last seen."""
+        client = self.clients[label]
+        if resume and client.last_seen is not None:
+            replay = self.events[self.events.index(client.last_seen) + 1 :]
+        else:
+            replay = list(self.events)
+        client.subscribed = True
+        if replay:
+            client.last_seen = replay[-1]
+        return replay
+
+    def unsubscribe(self, label: str) -> None:
+        self.clients[label].subscribed = False
+
+    def add_stream(self, label: str, user: str) -> None:
+        self.streams[label] = SseModel(label, user)
+
+    def sse_open(self, label: str, resume: bool) -> list[str]:
+        """The events an SSE request replays: none when fresh (SSE-011), the missed ones on
+        resume (SSE-007)."""
+        stream = self.streams[label]
+        stream.open = True
+        resumable = resume and stream.position is not None
+        replay = self.events[stream.position or 0 :] if resumable else []
+        stream.position = len(self.events)
+        return replay
+
+    def sse_close(self, label: str) -> None:
+        self.streams[label].open = False

@@ -1,0 +1,226 @@
+"""Broken servers that only a generated or multi-step case reveals.
+
+Each core breaks one rule in a way no fixed single-message check of the kit reaches: a
+count limit one past the boundary, a length counted in the wrong unit, a refused message
+leaking to the room, a message lost after a quick leave and rejoin, a duplicate after an
+SSE resume. Each :class:`FuzzVariant` names the check that must catch it and the
+requirement the kit must report.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from typing import Any
+
+from reference_server.broker.base import Publication
+from reference_server.config import ServerConfig
+from reference_server.core.connection import Connection
+from reference_server.core.effects import Effect, Publish, Step, ask
+from reference_server.core.server import ServerCore, room_topic
+from rep_spec import MessageValidator, Problem, decode_text_frame
+
+Message = dict[str, Any]
+MENTION_LIMIT = 10
+#: How soon after leaving a rejoin counts as "quick" for the rejoin variant.
+QUICK_MS = 1000
+
+
+def mapped(step: Step[Any], change: Callable[[Effect], Effect]) -> Step[Any]:
+    """Run ``step`` with every effect it yields passed through ``change``."""
+    answer: Any = None
+    while True:
+        try:
+            effect = step.send(answer)
+        except StopIteration as stop:
+            return stop.value
+        answer = yield change(effect)
+
+
+class _MentionsUncounted(MessageValidator):
+    def check_client_message(self, message: Any) -> Problem | None:
+        problem = super().check_client_message(message)
+        if problem is None or problem.code != "invalid_payload":
+            return problem
+        metadata = message.get("payload", {}).get("metadata")
+        mentions = metadata.get("mentions") if isinstance(metadata, dict) else None
+        if not isinstance(mentions, list) or len(mentions) <= MENTION_LIMIT:
+            return problem
+        trimmed = {**message["payload"], "metadata": {**metadata, "mentions": mentions[:10]}}
+        return super().check_client_message({**message, "payload": trimmed})
+
+
+class MentionCountNotEnforced(ServerCore):
+    """CHAT-007/ERR-009: chat messages with more than 10 mentions are accepted."""
+
+    def __init__(self, config: ServerConfig, **kw: Any) -> None:
+        super().__init__(config, validator=_MentionsUncounted(), **kw)
+
+
+class _Utf16Lengths(MessageValidator):
+    def check_client_message(self, message: Any) -> Problem | None:
+        problem = super().check_client_message(message)
+        if problem is not None or not isinstance(message, dict):
+            return problem
+        content = message.get("payload", {}).get("content")
+        if message.get("type") == "chat_message" and isinstance(content, str):
+            units = len(content.encode("utf-16-le")) // 2
+            if units > 1000:
+                return Problem(
+                    "invalid_payload",
+                    f"content is {units} characters long",
+                    "/payload/content",
+                    "CHAT-007",
+                    message.get("id"),
+                )
+        return None
+
+
+class ContentCountedInUtf16(ServerCore):
+    """ENV-009: chat content is measured in UTF-16 code units, as JavaScript's length does,
+    so 1000 characters outside the Basic Multilingual Plane are refused."""
+
+    def __init__(self, config: ServerConfig, **kw: Any) -> None:
+        super().__init__(config, validator=_Utf16Lengths(), **kw)
+
+
+class RefusedChatLeaksToRoom(ServerCore):
+    """ERR-006: a chat message refused for its content is still shown to the other members."""
+
+    def receive_text(self, client_id: str, data: str | bytes, now_ms: int) -> Step[None]:
+        yield from super().receive_text(client_id, data, now_ms)
+        connection = self.connections.get(client_id)
+        message, problem = decode_text_frame(data)
+        if connection is None or problem is not None or message.get("type") != "chat_message":
+            return
+        refused = self.validator.check_client_message(message)
+        payload = message.get("payload")
+        if (
+            refused is None
+            or refused.pointer != "/payload/content"
+            or not isinstance(payload, dict)
+        ):
+            return
+        room_id = payload.get("roomId")
+        content = payload.get("content")
+        if room_id not in connection.rooms or not isinstance(content, str):
+            return
+        copy = self._copy(
+            connection, message, {"roomId": room_id, "content": content, "type": "text"}
+        )
+        yield Publish(
+            Publication(room_topic(room_id), copy, exclude=frozenset({connection.client_id}))
+        )
+
+
+class LostAfterQuickRejoin(ServerCore):
+    """CHAT-002: a member that leaves a room and joins it again within a second misses the
+    next chat message another member sends there."""
+
+    def __init__(self, config: ServerConfig, **kw: Any) -> None:
+        super().__init__(config, **kw)
+        self._left_at: dict[tuple[str, str], int] = {}
+        self._skip: dict[str, set[str]] = {}
+
+    def on_room_leave(self, connection: Connection, message: Message, now_ms: int) -> Step[None]:
+        yield from super().on_room_leave(connection, message, now_ms)
+        self._left_at[(connection.client_id, message["payload"]["roomId"])] = now_ms
+
+    def on_room_join(self, connection: Connection, message: Message, now_ms: int) -> Step[None]:
+        room_id = message["payload"]["roomId"]
+        yield from super().on_room_join(connection, message, now_ms)
+        left = self._left_at.pop((connection.client_id, room_id), None)
+        if left is not None and now_ms - left < QUICK_MS:
+            self._skip.setdefault(room_id, set()).add(connection.client_id)
+
+    def on_chat_message(self, connection: Connection, message: Message, now_ms: int) -> Step[None]:
+        room_id = message["payload"]["roomId"]
+        skipped = self._skip.get(room_id, set()) - {connection.client_id}
+        if not skipped or room_id not in connection.rooms:
+            yield from super().on_chat_message(connection, message, now_ms)
+            return
+        self._skip[room_id] -= skipped
+
+        def drop_rejoined(effect: Effect) -> Effect:
+            if isinstance(effect, Publish):
+                publication = effect.publication
+                return Publish(replace(publication, exclude=publication.exclude | skipped))
+            return effect
+
+        yield from mapped(super().on_chat_message(connection, message, now_ms), drop_rejoined)
+
+
+class DuplicateOnSseResume(ServerCore):
+    """SSE-007: resuming with Last-Event-ID replays the event the cursor names once more."""
+
+    def open_event_stream(
+        self,
+        principal: Any,
+        channels: list[str],
+        cursor: dict[str, str] | None,
+        now_ms: int,
+    ) -> tuple[str, Step[dict[str, str]]]:
+        client_id, step = super().open_event_stream(principal, channels, cursor, now_ms)
+        if not cursor:
+            return client_id, step
+        return client_id, self._with_repeat(client_id, step, cursor, now_ms)
+
+    def _with_repeat(
+        self, client_id: str, step: Step[dict[str, str]], cursor: dict[str, str], now_ms: int
+    ) -> Step[dict[str, str]]:
+        positions = yield from step
+        connection = self.connections[client_id]
+        for stream_id, after in cursor.items():
+            stream = self.config.stream(stream_id)
+            if stream is None or stream_id not in connection.held:
+                continue
+            read = yield from ask(
+                lambda b, s=stream_id, r=stream.retention_ms: b.stream_read(s, None, now_ms, r)
+            )
+            repeated = [e for e in read.events if e.id == after]
+            if repeated:
+                held = connection.held[stream_id]
+                held.insert(0, self.stream_event_message(stream_id, repeated[0], True))
+        return positions
+
+
+@dataclass(frozen=True)
+class FuzzVariant:
+    name: str
+    breaks: str
+    check: str
+    core: type[ServerCore]
+
+
+FUZZ_VARIANTS = [
+    FuzzVariant(
+        "mention-count-not-enforced",
+        "ERR-009",
+        "test_generated_invalid_messages_are_refused_with_the_documented_code",
+        MentionCountNotEnforced,
+    ),
+    FuzzVariant(
+        "refused-chat-leaks-to-the-room",
+        "ERR-006",
+        "test_generated_invalid_messages_are_refused_with_the_documented_code",
+        RefusedChatLeaksToRoom,
+    ),
+    FuzzVariant(
+        "content-counted-in-utf16-units",
+        "ENV-009",
+        "test_generated_valid_messages_get_an_answer_the_spec_allows",
+        ContentCountedInUtf16,
+    ),
+    FuzzVariant(
+        "message-lost-after-a-quick-rejoin",
+        "CHAT-002",
+        "test_room_programs_deliver_exactly_what_the_model_predicts",
+        LostAfterQuickRejoin,
+    ),
+    FuzzVariant(
+        "duplicate-on-sse-resume",
+        "SSE-007",
+        "test_stream_programs_deliver_each_event_once_over_websocket_and_sse",
+        DuplicateOnSseResume,
+    ),
+]
