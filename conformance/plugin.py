@@ -26,6 +26,7 @@ import pytest
 
 from conformance.baseline import Baseline
 from conformance.failures import ConformanceFailure
+from conformance.generation import settings as run_settings
 from conformance.harness import Harness, Run, probe_profile
 from conformance.profile import ServerProfile
 from conformance.reports import build_report, write_reports
@@ -62,6 +63,19 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         metavar="ID",
         help="run only this check (id as 'module.py::test_name[params]'); repeatable",
     )
+    group.addoption(
+        "--rep-profile",
+        choices=run_settings.PROFILES,
+        default=run_settings.DEFAULT_PROFILE,
+        help="ci: few generated examples, fixed seed (default); thorough: many more; "
+        "load: only the load check",
+    )
+    group.addoption(
+        "--rep-seed",
+        type=int,
+        metavar="N",
+        help="seed of the generated checks (default: fixed for ci, random for thorough)",
+    )
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -79,6 +93,7 @@ def pytest_configure(config: pytest.Config) -> None:
         "background: a check that mostly waits (timers); it starts with the session and "
         "runs alongside the others",
     )
+    config.addinivalue_line("markers", "load: the load check, run only with --rep-profile load")
     config.pluginmanager.register(Recorder(config), RECORDER_NAME)
 
 
@@ -136,6 +151,13 @@ class Recorder:
             except TargetError as exc:
                 raise pytest.UsageError(str(exc)) from exc
         self.baseline = Baseline(self.target.baseline if self.target else ())
+        self.profile: str = config.getoption("rep_profile")
+        run_settings.configure(
+            self.profile,
+            config.getoption("rep_seed"),
+            self.report_dir / "replays" if self.report_dir else None,
+            str(self.target.source) if self.target and self.target.source else None,
+        )
 
     # -- collection --------------------------------------------------------------------
 
@@ -157,6 +179,16 @@ class Recorder:
         )
         if unknown:
             raise pytest.UsageError(f"checks name unknown requirement ids: {', '.join(unknown)}")
+        # The load check runs alone, and only with the load profile.
+        load_only = self.profile == "load"
+        keep = [
+            item
+            for item in items
+            if not is_check(item) or (item.get_closest_marker("load") is not None) == load_only
+        ]
+        if len(keep) < len(items):
+            config.hook.pytest_deselected(items=[item for item in items if item not in keep])
+            items[:] = keep
         wanted = config.getoption("rep_check")
         if wanted:
             from conformance.baseline import pattern_matches
