@@ -404,7 +404,10 @@ def test_stream_programs_deliver_each_event_once_over_websocket_and_sse(rep: Har
                     label, stream, self.kind, [ref], requirement="STREAM-007"
                 )
             for label in streams:
-                self.runner.sse_expect_events(label, self.kind, [ref], requirement="SSE-004")
+                # Live events after a resume are SSE-007's; on a fresh stream SSE-011's.
+                resumed = self.model.streams[label].resumed
+                requirement = "SSE-007" if resumed else "SSE-011"
+                self.runner.sse_expect_events(label, self.kind, [ref], requirement=requirement)
 
         @precondition(lambda self: any(not s.open for s in self.model.streams.values()))
         @rule(data=st.data(), resume=st.booleans())
@@ -418,6 +421,13 @@ def test_stream_programs_deliver_each_event_once_over_websocket_and_sse(rep: Har
             self.runner.sse_open(label, user, [stream], resume=resume)
             if replay:
                 self.runner.sse_expect_events(label, self.kind, replay, requirement="SSE-007")
+            self.runner.sse_expect_settled(
+                label,
+                stream,
+                self.kind,
+                publisher=self.publisher,
+                requirement="SSE-007" if resume else "SSE-011",
+            )
 
         @precondition(lambda self: any(s.open for s in self.model.streams.values()))
         @rule(data=st.data())
@@ -434,7 +444,13 @@ def test_stream_programs_deliver_each_event_once_over_websocket_and_sse(rep: Har
                     self.runner.expect_settled(list(self.model.clients), watch=STREAM_WATCH)
                     for label, found in self.model.streams.items():
                         if found.open:
-                            self.runner.sse_expect_settled(label, self.kind, requirement="SSE-007")
+                            self.runner.sse_expect_settled(
+                                label,
+                                stream,
+                                self.kind,
+                                publisher=self.publisher,
+                                requirement="SSE-007" if found.resumed else "SSE-011",
+                            )
                     problem = self.runner.frame_problems()
                     if problem is not None:
                         raise problem

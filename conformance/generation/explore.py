@@ -169,8 +169,9 @@ def save_replay(
     }
     directory = run_settings.replay_dir()
     directory.mkdir(parents=True, exist_ok=True)
-    safe = re.sub(r"[^A-Za-z0-9_.-]+", "-", check).strip("-")[:80]
-    path = directory / f"{safe}-{next(_counter)}.json"
+    safe = re.sub(r"[^A-Za-z0-9_.-]+", "-", check.split("::")[-1]).strip("-")[:72]
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
+    path = directory / f"{safe}-{stamp}-{next(_counter)}.json"
     path.write_bytes(orjson.dumps(document, option=orjson.OPT_INDENT_2))
     return path
 
@@ -184,7 +185,8 @@ def first_failure(exc: BaseException) -> ConformanceFailure | None:
             found = first_failure(inner)
             if found is not None:
                 return found
-    return None
+    context = exc.__cause__ or exc.__context__
+    return first_failure(context) if context is not None else None
 
 
 def _notes(exc: BaseException) -> str:

@@ -37,6 +37,7 @@ class SseModel:
     user: str
     open: bool = False
     position: int | None = None
+    resumed: bool = False
 
 
 @dataclass
@@ -161,6 +162,7 @@ class Model:
         stream = self.streams[label]
         stream.open = True
         resumable = resume and stream.position is not None
+        stream.resumed = resumable
         replay = self.events[stream.position or 0 :] if resumable else []
         stream.position = len(self.events)
         return replay

@@ -30,7 +30,7 @@ from conformance.harness import Harness
 from rep_spec import catalog
 
 Step = dict[str, Any]
-PLACEHOLDER = re.compile(r"\{\{([a-z]+)-(\d+)\}\}")
+PLACEHOLDER = re.compile(r"\{\{([a-z][a-z-]*)-(\d+)\}\}")
 
 ANNOUNCE = spec.permission("message:announce")
 PUBLISH = spec.permission("stream:publish")
@@ -113,7 +113,8 @@ class Runner:
         """The steps with every invented name replaced by a placeholder, and the placeholders."""
         mapping: dict[str, str] = {}
         for index, name in enumerate(dict.fromkeys(self.created)):
-            prefix = re.sub(r"[^a-z]", "", name.split("-")[0].lower()) or "name"
+            # Invented names read <prefix>-<run id>-<number>; the prefix survives a replay.
+            prefix = re.sub(r"[^a-z-]", "", name.rsplit("-", 2)[0].lower()).strip("-") or "name"
             mapping[name] = f"{{{{{prefix}-{index + 1}}}}}"
         ordered = sorted(mapping, key=len, reverse=True)
 
@@ -824,18 +825,48 @@ class Runner:
                 self.cursors[name] = found.id
             self._observe(ref, message, stream.label, requirement)
 
-    def sse_expect_settled(self, name: str, kind: str, *, requirement: str) -> None:
-        self._run("sse_expect_settled", name=name, kind=kind, requirement=requirement)
+    def sse_expect_settled(
+        self, name: str, stream: str, kind: str, *, publisher: str, requirement: str
+    ) -> None:
+        self._run(
+            "sse_expect_settled",
+            name=name,
+            stream=stream,
+            kind=kind,
+            publisher=publisher,
+            requirement=requirement,
+        )
 
-    def do_sse_expect_settled(self, name: str, kind: str, requirement: str) -> None:
-        """No event of ``kind`` (nor an error) arrived that no step predicted."""
-        stream = self.streams[name]
-        for event in stream.unconsumed():
+    def do_sse_expect_settled(
+        self, name: str, stream: str, kind: str, publisher: str, requirement: str
+    ) -> None:
+        """After a barrier, no event of ``kind`` (nor an error) arrived that no step predicted.
+
+        SSE has no ping, so the barrier is an event of another type published now: events
+        of one stream arrive in order, so once it is there, everything before it is too.
+        """
+        sse = self.streams[name]
+        marker = f"{kind}-barrier"
+        event_id = self.do_publish(
+            f"barrier-{name}", stream, {"type": marker, "data": {}}, publisher
+        )
+        found = sse.wait_for(
+            lambda e: (e.message or {}).get("payload", {}).get("event", {}).get("id") == event_id,
+            self.within,
+            consume=True,
+        )
+        if found is None:
+            raise self.rep.fail(
+                "SSE-011",
+                expected=f"the live event {event_id} on {sse.label} within {self.within:g} s",
+                received="nothing" + (" (the stream ended)" if sse.ended else ""),
+            )
+        for event in sse.unconsumed():
             message = event.message or {}
             mine = message.get("payload", {}).get("event", {}).get("type") == kind
             if message.get("type") == "error" or (message.get("type") == "stream_event" and mine):
                 raise self.rep.fail(
                     requirement,
-                    expected=f"no further event of {kind} on {stream.label}",
+                    expected=f"no further event of {kind} on {sse.label}",
                     received=summarize(message),
                 )
