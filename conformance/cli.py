@@ -1,10 +1,11 @@
-"""The ``rep-conformance`` command: run the checks against a target, or list them.
+"""The ``rep-conformance`` command: run the checks against a target, list them, replay a failure.
 
 ``run`` executes the checks with pytest in this process, isolated from the configuration
 and plugins of whatever project it is started in (its own ini file, plugin autoloading
 off), and writes JUnit XML, JSON, HTML and Markdown reports. Exit status: 0 when every
 MUST passes (and with ``--strict`` every SHOULD), 1 when a check fails, 3 when the server
 cannot be reached, 4 on a usage error, 5 when the selection matches no check.
+``replay FILE --target T`` re-runs a failure saved by a generated check (FIXED: 0, FAILED: 1).
 """
 
 from __future__ import annotations
@@ -21,6 +22,9 @@ import yaml
 
 from conformance import __version__
 from conformance.coverage import CHECKS_DIR, all_checks, tests_by_requirement
+from conformance.generation.settings import DEFAULT_PROFILE, PROFILES
+from conformance.replay import add_arguments as add_replay_arguments
+from conformance.replay import run_replay
 from rep_spec import requirements
 
 RUN_INI = Path(__file__).with_name("run.ini")
@@ -60,8 +64,19 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--check", action="append", default=[], metavar="ID", help="run only this check"
     )
+    run.add_argument(
+        "--profile",
+        choices=PROFILES,
+        default=DEFAULT_PROFILE,
+        help="ci: fast, seeded generated checks (default); thorough: many more examples; "
+        "load: the load check only",
+    )
+    run.add_argument("--seed", type=int, metavar="N", help="seed of the generated checks")
     run.add_argument("-v", "--verbose", action="count", default=0)
     run.add_argument("pytest_args", nargs="*", help="extra pytest arguments (after --)")
+
+    again = commands.add_parser("replay", help="re-run a saved failure: FIXED or FAILED")
+    add_replay_arguments(again)
 
     listing = commands.add_parser("list", help="list the requirements and their checks")
     listing.add_argument("--format", choices=("text", "json", "markdown"), default="text")
@@ -101,6 +116,9 @@ def pytest_arguments(args: argparse.Namespace, target: Path) -> list[str]:
         argv.append("-x")
     for check in args.check:
         argv += ["--rep-check", check]
+    argv += ["--rep-profile", args.profile]
+    if args.seed is not None:
+        argv += ["--rep-seed", str(args.seed)]
     argv += ["-v"] * args.verbose
     argv += list(args.pytest_args)
     return argv
@@ -207,6 +225,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.command == "run":
         return run(args)
+    if args.command == "replay":
+        return run_replay(args)
     print(list_requirements(args.format, args.uncovered))
     return 0
 
