@@ -88,6 +88,20 @@ class Fixtures:
 
 
 @dataclass(frozen=True)
+class LoadSettings:
+    """The load profile's size, time bound and thresholds (``load`` in the target file)."""
+
+    connections: int = 100
+    messages: int = 1000
+    senders: int = 10
+    hold: float = 1.0
+    max_duration: float = 60.0
+    min_messages_per_second: float = 100.0
+    max_p95_latency_ms: float | None = None
+    max_p99_latency_ms: float | None = None
+
+
+@dataclass(frozen=True)
 class BaselineEntry:
     """An accepted failure: one check (``test``) or every failure of one ``requirement``."""
 
@@ -112,6 +126,7 @@ class Target:
     claimed_features: frozenset[str] | None = None
     baseline: tuple[BaselineEntry, ...] = ()
     source: Path | None = field(default=None, compare=False)
+    load: LoadSettings = LoadSettings()
 
     def describe(self) -> dict[str, Any]:
         """The parts of the target a report may show (never the token secret)."""
@@ -219,6 +234,7 @@ def parse_target(raw: Any, source: Path | None = None) -> Target:
         budgets=Budgets(**{**_defaults("budgets"), **raw.get("budgets", {})}),
         fixtures=_fixtures(raw.get("fixtures", {})),
         baseline=_baseline(raw.get("baseline", [])),
+        load=LoadSettings(**{**_defaults("load"), **raw.get("load", {})}),
         source=source,
     )
 
