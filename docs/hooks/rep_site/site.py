@@ -40,7 +40,7 @@ TestIndex = Mapping[str, Sequence[str]]
 def load_test_index() -> TestIndex | None:
     """The conformance kit's tests per requirement id, or None while the kit lacks the API."""
     try:
-        from conformance.coverage import tests_by_requirement  # type: ignore[import-not-found]
+        from conformance.coverage import tests_by_requirement
     except ImportError:
         return None
     found = tests_by_requirement()
