@@ -36,6 +36,10 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 CLIENTS = ("c0", "c1", "c2")
 SHORT = 24
+#: Share of the advertised maxMessages a user may spend in one program (RATE-001).
+RATE_SHARE = 0.8
+#: Most messages one chat rule sends: a burst of three, each refused and synced.
+CHAT_WORST = 6
 ROOMS = 2
 STATUSES = list(spec.schema_at("defs.schema.json#/$defs/presenceStatus")["enum"])
 NOT_FOUND = spec.error_code("not_found")
@@ -64,6 +68,12 @@ def contents() -> st.SearchStrategy[str]:
 def published_bodies() -> st.SearchStrategy[dict[str, Any]]:
     """Bodies for POST /streams/{id}/events from the publish-request schema."""
     return strategy(compiled("http/publish-request.schema.json"), extra_members=False)
+
+
+def message_budget(rep: Harness) -> int | None:
+    """Messages one user may send in a program: a share of the advertised rate limit."""
+    allowed = rep.profile.rate_max_messages
+    return None if allowed is None else max(8, int(allowed * RATE_SHARE))
 
 
 def guarded(method: F) -> F:
@@ -111,7 +121,7 @@ def test_room_programs_deliver_exactly_what_the_model_predicts(rep: Harness) -> 
             self.title = "room program"
             self.runner = start_example(rep, self.title, last)
             last["runner"], last["title"] = self.runner, self.title
-            self.model = Model()
+            self.model = Model(message_budget(rep))
             self.rooms = [self.runner.name("room") for _ in range(ROOMS)]
             for label in CLIENTS:
                 self.model.add_client(label, self.runner.name(label))
@@ -126,7 +136,8 @@ def test_room_programs_deliver_exactly_what_the_model_predicts(rep: Harness) -> 
                 self.runner.connect(label, self.model.clients[label].user)
                 self.model.connect(label)
             for label, seat in zip(CLIENTS, seats, strict=True):
-                if seat is not None:
+                if seat is not None and self.model.can_send(label, 1):
+                    self.model.spend(label, 1)
                     self._joined(label, self.rooms[seat], self._join(label, self.rooms[seat]))
 
         @precondition(lambda self: bool(self.model.disconnected()))
@@ -142,7 +153,10 @@ def test_room_programs_deliver_exactly_what_the_model_predicts(rep: Harness) -> 
         @guarded
         def disconnect(self, data: st.DataObject, how: str) -> None:
             label = data.draw(st.sampled_from(self.model.connected()), label="client")
+            if how == "disconnect" and not self.model.can_send(label, 1):
+                how = "close"
             if how == "disconnect":
+                self.model.spend(label, 1)
                 sent = self.runner.send_message(label, "disconnect", {})
                 self.runner.expect_delivery(
                     label, {"type": "disconnect", "correlation_id": sent}, requirement="LIFE-006"
@@ -207,12 +221,13 @@ def test_room_programs_deliver_exactly_what_the_model_predicts(rep: Harness) -> 
                     requirement="ROOM-005",
                 )
 
-        @precondition(lambda self: bool(self.model.connected()))
+        @precondition(lambda self: bool(self.model.actors(1)))
         @rule(data=st.data(), room=st.integers(0, ROOMS - 1))
         @guarded
         def join(self, data: st.DataObject, room: int) -> None:
             """Join (again, when already a member: ROOM-007)."""
-            label = data.draw(st.sampled_from(self.model.connected()), label="client")
+            label = data.draw(st.sampled_from(self.model.actors(1)), label="client")
+            self.model.spend(label, 1)
             name = self.rooms[room]
             self._joined(label, name, self._join(label, name))
 
@@ -221,13 +236,14 @@ def test_room_programs_deliver_exactly_what_the_model_predicts(rep: Harness) -> 
             mine = sorted(self.model.clients[label].rooms)
             return data.draw(st.sampled_from(mine * 3 + self.rooms), label="room")
 
-        @precondition(lambda self: bool(self.model.connected()))
+        @precondition(lambda self: bool(self.model.actors(3)))
         @rule(data=st.data(), rejoin=st.booleans())
         @guarded
         def leave(self, data: st.DataObject, rejoin: bool) -> None:
             """Leave (not_found for a non-member); with ``rejoin``, join again at once,
             without waiting for the first answer."""
-            label = data.draw(st.sampled_from(self.model.connected()), label="client")
+            label = data.draw(st.sampled_from(self.model.actors(3)), label="client")
+            self.model.spend(label, 3)
             name = self._room_of(data, label)
             left = self.runner.send_message(label, "room_leave", {"roomId": name})
             joined = self._join(label, name) if rejoin else None
@@ -248,13 +264,14 @@ def test_room_programs_deliver_exactly_what_the_model_predicts(rep: Harness) -> 
 
         # -- messages --------------------------------------------------------------------
 
-        @precondition(lambda self: bool(self.model.connected()))
+        @precondition(lambda self: bool(self.model.actors(CHAT_WORST)))
         @rule(data=st.data(), burst=st.lists(contents(), min_size=1, max_size=3))
         @guarded
         def chat(self, data: st.DataObject, burst: list[str]) -> None:
             """One or several messages back to back: each member gets each once, in the order
             sent; a non-member is refused (forbidden) and nobody gets anything."""
-            label = data.draw(st.sampled_from(self.model.connected()), label="client")
+            label = data.draw(st.sampled_from(self.model.actors(CHAT_WORST)), label="client")
+            self.model.spend(label, CHAT_WORST)
             name = self._room_of(data, label)
             sent = [
                 self.runner.send_message(label, "chat_message", {"roomId": name, "content": c})
@@ -279,11 +296,12 @@ def test_room_programs_deliver_exactly_what_the_model_predicts(rep: Harness) -> 
                         requirement="CHAT-002",
                     )
 
-        @precondition(lambda self: bool(self.model.connected()))
+        @precondition(lambda self: bool(self.model.actors(1)))
         @rule(data=st.data(), status=st.sampled_from(STATUSES))
         @guarded
         def update_status(self, data: st.DataObject, status: str) -> None:
-            label = data.draw(st.sampled_from(self.model.connected()), label="client")
+            label = data.draw(st.sampled_from(self.model.actors(1)), label="client")
+            self.model.spend(label, 1)
             sent = self.runner.send_message(label, "status_update", {"status": status})
             for member in self.model.set_status(label, status):
                 self.runner.expect_delivery(
@@ -338,7 +356,7 @@ def test_stream_programs_deliver_each_event_once_over_websocket_and_sse(rep: Har
             self.title = "stream program"
             self.runner = start_example(rep, self.title, last)
             last["runner"], last["title"] = self.runner, self.title
-            self.model = Model()
+            self.model = Model(message_budget(rep))
             self.kind = self.runner.name("evt")
             self.publisher = self.runner.name("publisher")
             self.count = 0
@@ -365,28 +383,28 @@ def test_stream_programs_deliver_each_event_once_over_websocket_and_sse(rep: Har
 
         @precondition(
             lambda self: bool(
-                [c for c in self.model.connected() if not self.model.clients[c].subscribed]
+                [c for c in self.model.actors(1) if not self.model.clients[c].subscribed]
             )
         )
         @rule(data=st.data(), resume=st.booleans())
         @guarded
         def subscribe(self, data: st.DataObject, resume: bool) -> None:
-            idle = [c for c in self.model.connected() if not self.model.clients[c].subscribed]
+            idle = [c for c in self.model.actors(1) if not self.model.clients[c].subscribed]
             label = data.draw(st.sampled_from(idle), label="client")
+            self.model.spend(label, 1)
             after = self.model.clients[label].last_seen if resume else None
             replay = self.model.subscribe(label, after is not None)
             self.runner.stream_subscribe(label, stream, self.kind, after=after, replay=replay)
 
         @precondition(
-            lambda self: bool(
-                [c for c in self.model.connected() if self.model.clients[c].subscribed]
-            )
+            lambda self: bool([c for c in self.model.actors(1) if self.model.clients[c].subscribed])
         )
         @rule(data=st.data())
         @guarded
         def unsubscribe(self, data: st.DataObject) -> None:
-            subscribed = [c for c in self.model.connected() if self.model.clients[c].subscribed]
+            subscribed = [c for c in self.model.actors(1) if self.model.clients[c].subscribed]
             label = data.draw(st.sampled_from(subscribed), label="client")
+            self.model.spend(label, 1)
             self.runner.request(
                 label, "stream_unsubscribe", {"streamId": stream}, requirement="STREAM-009"
             )

@@ -12,6 +12,11 @@ Decisions where the spec leaves room:
   ``online`` (PRES-002 speaks of *connected* users), so the model accepts either.
 * Stream buffers keep at least the last 100 events (STREAM-003); the stateful checks
   publish far fewer per example, so every event of an example stays resumable.
+
+Rate limits (RATE-001) are respected by construction: each user may send at most
+``budget`` messages in a whole program, a share of the advertised ``maxMessages``, and
+only clients that can afford a rule are chosen to act. Counting per program rather than
+per window keeps programs independent of timing, so hypothesis can replay them.
 """
 
 from __future__ import annotations
@@ -49,7 +54,9 @@ class Status:
 class Model:
     """The expected state of one example's world."""
 
-    def __init__(self) -> None:
+    def __init__(self, budget: int | None = None) -> None:
+        self.budget = budget
+        self.sent: dict[str, int] = {}
         self.clients: dict[str, ClientModel] = {}
         self.streams: dict[str, SseModel] = {}
         self.statuses: dict[str, Status] = {}
@@ -68,6 +75,20 @@ class Model:
 
     def members(self, room: str) -> list[str]:
         return sorted(c.label for c in self.clients.values() if c.connected and room in c.rooms)
+
+    def can_send(self, label: str, messages: int) -> bool:
+        """Whether the client's user may send ``messages`` more (one kept for the final
+        barrier of the program)."""
+        if self.budget is None:
+            return True
+        return self.sent.get(label, 0) + messages + 1 <= self.budget
+
+    def spend(self, label: str, messages: int) -> None:
+        self.sent[label] = self.sent.get(label, 0) + messages
+
+    def actors(self, messages: int) -> list[str]:
+        """Connected clients that can afford to send ``messages``."""
+        return [c for c in self.connected() if self.can_send(c, messages)]
 
     def connect(self, label: str) -> None:
         self.clients[label].connected = True

@@ -93,14 +93,14 @@ class Runner:
         self.created.append(found)
         return found
 
-    def _resolve(self, value: Any) -> Any:
+    def resolve(self, value: Any) -> Any:
         """Placeholders of a replay file become fresh names, the same name each time."""
         if isinstance(value, str):
             return PLACEHOLDER.sub(self._fresh, value)
         if isinstance(value, list):
-            return [self._resolve(v) for v in value]
+            return [self.resolve(v) for v in value]
         if isinstance(value, dict):
-            return {k: self._resolve(v) for k, v in value.items()}
+            return {k: self.resolve(v) for k, v in value.items()}
         return value
 
     def _fresh(self, match: re.Match[str]) -> str:
@@ -141,7 +141,7 @@ class Runner:
     def replay(self, steps: Sequence[Step]) -> None:
         """Perform recorded steps (with fresh names); the first unmet expectation raises."""
         for step in steps:
-            args = self._resolve({k: v for k, v in step.items() if k != "do"})
+            args = self.resolve({k: v for k, v in step.items() if k != "do"})
             do = str(step["do"])
             if not hasattr(self, f"do_{do}"):
                 raise ValueError(f"unknown step {do!r} in the replay file")
