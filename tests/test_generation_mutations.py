@@ -109,11 +109,12 @@ def test_wrong_direction_uses_server_only_types() -> None:
 
 
 def test_deep_nesting_reaches_hundreds_of_levels_within_parser_limits() -> None:
-    depths = [
-        max(mutant.frame.count("["), mutant.frame.count("{")) for mutant in _sample("deep-nesting")
-    ]
+    """Deep, but under 1024 levels: past that, common parsers (orjson among them) refuse
+    well-formed JSON, and which code a server owes would be a matter of its parser."""
+    frames = [str(mutant.frame) for mutant in _sample("deep-nesting")]
+    depths = [max(frame.count("["), frame.count("{")) for frame in frames]
     assert max(depths) > 32
-    assert max(depths) < 1000  # past about 1024 levels parsers disagree (see the report)
+    assert max(depths) < 1000
 
 
 def test_mutants_keep_a_readable_id_when_they_do_not_break_it() -> None:

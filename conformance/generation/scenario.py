@@ -52,6 +52,19 @@ VALIDATION_CODES = frozenset(
 BACKGROUND = frozenset({"heartbeat"})
 
 
+def _event_ids_of(event: SseEvent) -> str | None:
+    """The stream event id an SSE event carries, if it carries one."""
+    message = event.message or {}
+    if message.get("type") != "stream_event":
+        return None
+    found = message.get("payload", {}).get("event", {}).get("id")
+    return found if isinstance(found, str) else None
+
+
+def _event_ids(stream: SseStream) -> set[str]:
+    return {i for i in (_event_ids_of(e) for e in stream.events) if i is not None}
+
+
 def _payload_member(key: str, value: Any) -> Callable[[Message], bool]:
     return lambda message: message.get("payload", {}).get(key) == value
 
@@ -75,6 +88,8 @@ class Runner:
         self.users: dict[str, str] = {}
         self.streams: dict[str, SseStream] = {}
         self.cursors: dict[str, str] = {}
+        #: Every stream event id each SSE name received on its earlier connections.
+        self.sse_history: dict[str, set[str]] = {}
         self.refs: dict[str, str] = {}
         self.published: dict[str, dict[str, Any]] = {}
         self.observed: dict[str, dict[str, Any]] = {}
@@ -777,6 +792,7 @@ class Runner:
         if stream.last_id is not None:
             self.cursors[name] = stream.last_id
         stream.close()
+        self.sse_history.setdefault(name, set()).update(_event_ids(stream))
 
     def sse_expect_events(
         self, name: str, kind: str, events: list[str], *, requirement: str
@@ -861,6 +877,19 @@ class Runner:
                 expected=f"the live event {event_id} on {sse.label} within {self.within:g} s",
                 received="nothing" + (" (the stream ended)" if sse.ended else ""),
             )
+        seen = set(self.sse_history.get(name, set()))
+        for event in sse.events:
+            repeated = _event_ids_of(event)
+            if repeated is None:
+                continue
+            if repeated in seen:
+                raise self.rep.fail(
+                    requirement,
+                    expected=f"each event once on {sse.label} (resumed from "
+                    f"{self.cursors.get(name)!r})",
+                    received=f"event {repeated} again: {summarize(event.message)}",
+                )
+            seen.add(repeated)
         for event in sse.unconsumed():
             message = event.message or {}
             mine = message.get("payload", {}).get("event", {}).get("type") == kind

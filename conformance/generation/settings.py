@@ -41,7 +41,7 @@ BUDGETS = {
         valid_examples=26,
         invalid_examples_per_kind=3,
         room_programs=30,
-        stream_programs=12,
+        stream_programs=16,
         program_steps=16,
         shrink_seconds=8.0,
     ),

@@ -9,11 +9,11 @@ requirement the kit must report.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
-from reference_server.broker.base import Publication
+from reference_server.broker.base import Broker, Publication, StreamRead
 from reference_server.config import ServerConfig
 from reference_server.core.connection import Connection
 from reference_server.core.effects import Effect, Publish, Step, ask
@@ -150,6 +150,12 @@ class LostAfterQuickRejoin(ServerCore):
         yield from mapped(super().on_chat_message(connection, message, now_ms), drop_rejoined)
 
 
+def _buffer_of(
+    stream_id: str, retention_ms: int, now_ms: int
+) -> Callable[[Broker], Awaitable[StreamRead]]:
+    return lambda broker: broker.stream_read(stream_id, None, now_ms, retention_ms)
+
+
 class DuplicateOnSseResume(ServerCore):
     """SSE-007: resuming with Last-Event-ID replays the event the cursor names once more."""
 
@@ -174,9 +180,7 @@ class DuplicateOnSseResume(ServerCore):
             stream = self.config.stream(stream_id)
             if stream is None or stream_id not in connection.held:
                 continue
-            read = yield from ask(
-                lambda b, s=stream_id, r=stream.retention_ms: b.stream_read(s, None, now_ms, r)
-            )
+            read = yield from ask(_buffer_of(stream_id, stream.retention_ms, now_ms))
             repeated = [e for e in read.events if e.id == after]
             if repeated:
                 held = connection.held[stream_id]
