@@ -788,10 +788,12 @@ class Runner:
         self._run("sse_close", name=name)
 
     def do_sse_close(self, name: str) -> None:
+        """Close, then remember what a reconnecting client would: the last id it received
+        (read after the reader stopped, so cursor and history agree)."""
         stream = self.streams[name]
+        stream.close()
         if stream.last_id is not None:
             self.cursors[name] = stream.last_id
-        stream.close()
         self.sse_history.setdefault(name, set()).update(_event_ids(stream))
 
     def sse_expect_events(

@@ -102,8 +102,12 @@ class SseStream:
                     return
                 line = raw.decode("utf-8", "replace").rstrip("\r\n")
                 if line == "":
-                    if data or fields:
+                    # As EventSource does: an id alone sets the cursor; only data dispatches.
+                    if data:
                         self._dispatch(fields, "\n".join(data))
+                    elif "id" in fields:
+                        with self._cond:
+                            self.last_id = fields["id"]
                     fields, data = {}, []
                     continue
                 if line.startswith(":"):
