@@ -7,5 +7,6 @@
 * :mod:`.scenario` runs and records every step against the server, so any failure can be
   replayed; :mod:`.explore` drives hypothesis and turns failures into replay files;
   :mod:`.sse` reads ``GET /events``; :mod:`.model` predicts deliveries for the stateful
-  checks; :mod:`.settings` holds the run profiles (``ci``, ``thorough``, ``load``).
+  checks; :mod:`.settings` holds the run profiles (``ci``, ``thorough``, ``load``);
+  :mod:`.replay` is ``rep-conformance replay FILE --target T`` (FIXED or FAILED).
 """
