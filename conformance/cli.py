@@ -22,9 +22,9 @@ import yaml
 
 from conformance import __version__
 from conformance.coverage import CHECKS_DIR, all_checks, tests_by_requirement
+from conformance.generation.replay import add_arguments as add_replay_arguments
+from conformance.generation.replay import run_replay
 from conformance.generation.settings import DEFAULT_PROFILE, PROFILES
-from conformance.replay import add_arguments as add_replay_arguments
-from conformance.replay import run_replay
 from rep_spec import requirements
 
 RUN_INI = Path(__file__).with_name("run.ini")
