@@ -43,7 +43,7 @@ class ServerConfig:
     allowed_origins: frozenset[str] = frozenset()
     rooms: tuple[RoomConfig, ...] = ()
     streams: tuple[StreamConfig, ...] = ()
-    sse_queue_limit: int = 1000
+    outbound_queue_limit: int = 1000
 
     def room(self, room_id: str) -> RoomConfig | None:
         return next((room for room in self.rooms if room.id == room_id), None)
@@ -64,7 +64,7 @@ _TOP_LEVEL = {
     "allowed_origins",
     "rooms",
     "streams",
-    "sse_queue_limit",
+    "outbound_queue_limit",
 }
 _REFUSED_ALGORITHMS = {"none", ""}
 
@@ -126,8 +126,8 @@ def parse_config(raw: dict[str, Any] | None) -> ServerConfig:
         allowed_origins=frozenset(raw.get("allowed_origins", ())),
         rooms=rooms,
         streams=streams,
-        sse_queue_limit=_positive_int(
-            raw.get("sse_queue_limit", defaults.sse_queue_limit), "sse_queue_limit"
+        outbound_queue_limit=_positive_int(
+            raw.get("outbound_queue_limit", defaults.outbound_queue_limit), "outbound_queue_limit"
         ),
     )
 

@@ -47,7 +47,7 @@ async def websocket_handler(request: web.Request) -> web.StreamResponse:
     )
     await ws.prepare(request)
     client_id, welcome = node.core.connect(principal, now_ms())
-    channel = WebSocketChannel(ws, node.config.sse_queue_limit)
+    channel = WebSocketChannel(ws, node.config.outbound_queue_limit)
     node.channels[client_id] = channel
     log.info("client %s connected as %s", client_id, principal.user_id)
     try:

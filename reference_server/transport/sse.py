@@ -164,7 +164,7 @@ async def events_handler(request: web.Request) -> web.StreamResponse:
             **cors,
         }
     )
-    channel = SseChannel(response, node.config.sse_queue_limit, {})
+    channel = SseChannel(response, node.config.outbound_queue_limit, {})
     node.channels[client_id] = channel
     try:
         await response.prepare(request)
