@@ -139,19 +139,6 @@ def start_example(rep: Harness, title: str, last: dict[str, Any] | None = None) 
     return runner
 
 
-def run_one(rep: Harness, title: str, body: Callable[[Runner], None]) -> Runner:
-    """Run one example; frame problems found in it fail it, connections end with it."""
-    runner = start_example(rep, title)
-    try:
-        body(runner)
-        problem = runner.frame_problems()
-        if problem is not None:
-            raise problem
-    finally:
-        runner.close_all()
-    return runner
-
-
 def save_replay(
     runner: Runner, failure: ConformanceFailure, *, check: str, seed: int | None, example: str
 ) -> Path:

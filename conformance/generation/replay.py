@@ -92,7 +92,7 @@ def run_replay(args: argparse.Namespace) -> int:
     except pytest.skip.Exception as exc:
         print(f"rep-conformance replay: the target cannot run this replay: {exc}")
         return UNUSABLE
-    except (ValueError, KeyError) as exc:
+    except (ValueError, KeyError, TypeError) as exc:
         print(f"rep-conformance replay: {args.file} does not replay: {exc!r}")
         return UNUSABLE
     if fixed:
