@@ -196,7 +196,7 @@ def test_error_registry_has_the_protocol_codes() -> None:
 
 def test_close_codes_are_rfc6455_or_private_range() -> None:
     for close in catalog().close_codes.values():
-        assert close.code in (1000, 1001, 1008, 1009, 1011) or 4000 <= close.code <= 4999
+        assert close.code in (1000, 1001, 1007, 1008, 1009, 1011) or 4000 <= close.code <= 4999
 
 
 def test_role_table_is_cumulative() -> None:

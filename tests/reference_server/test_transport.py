@@ -340,3 +340,12 @@ def test_other_clients_are_unaffected_by_a_dropped_connection(server: RunningSer
         await survivor.ws.close()
 
     asyncio.run(scenario())
+
+
+async def test_text_frame_that_is_not_utf8_closes_1007(server: RunningServer) -> None:
+    a = await connect(server, "utf8-user")
+    await a.ws.send(b"\xff\xfe", text=True)  # a text frame whose bytes are not UTF-8
+    with pytest.raises(websockets.ConnectionClosed) as closed:
+        while True:
+            await a.recv(3)
+    assert closed.value.rcvd is not None and closed.value.rcvd.code == 1007
