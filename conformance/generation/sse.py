@@ -13,7 +13,7 @@ import http.client
 import socket
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlencode, urlsplit
@@ -39,25 +39,35 @@ class SseEvent:
 class SseError(ConnectionError):
     """The request was refused or the response is not an event stream."""
 
-    def __init__(self, status: int, body: str) -> None:
+    def __init__(self, status: int, body: str, headers: Mapping[str, str] | None = None) -> None:
         super().__init__(f"HTTP {status}: {body[:300]}")
         self.status = status
         self.body = body
+        self.headers = dict(headers or {})
 
 
 class SseStream:
-    """One open ``GET /events`` response and everything it delivered."""
+    """One open ``GET /events`` response and everything it delivered.
+
+    ``channels`` None leaves the query parameter out; ``token`` None sends no token, and
+    ``via`` places it in the Authorization header, the ``token`` query parameter or the
+    ``token`` cookie. Response headers (lower-case names) are kept in ``headers``; the
+    names of the first lines of the stream (``:`` for a comment) in ``opening``; the
+    arrival time of every comment line in ``comments``.
+    """
 
     def __init__(
         self,
         url: str,
         *,
-        channels: Sequence[str],
-        token: str,
+        channels: Sequence[str] | None,
+        token: str | None,
         transcript: Transcript,
         label: str,
         last_event_id: str | None = None,
         timeout: float = 5.0,
+        via: str = "header",
+        headers: Mapping[str, str] | None = None,
     ) -> None:
         self.label = label
         self.transcript = transcript
@@ -65,26 +75,40 @@ class SseStream:
         self.problems: list[tuple[tuple[str, ...], str]] = []
         self.last_id: str | None = None
         self.ended = False
+        self.opening: list[str] = []
+        self.comments: list[float] = []
         self._cond = threading.Condition()
         parts = urlsplit(url)
-        path = (parts.path or "/events") + "?" + urlencode({"channels": ",".join(channels)})
-        headers = {"Authorization": f"Bearer {token}", "Accept": "text/event-stream"}
+        query = {} if channels is None else {"channels": ",".join(channels)}
+        if token is not None and via == "query":
+            query["token"] = token
+        path = (parts.path or "/events") + ("?" + urlencode(query) if query else "")
+        send = {"Accept": "text/event-stream", **(headers or {})}
+        if token is not None and via == "header":
+            send["Authorization"] = f"Bearer {token}"
+        elif token is not None and via == "cookie":
+            send["Cookie"] = f"token={token}"
         if last_event_id is not None:
-            headers["Last-Event-ID"] = last_event_id
+            send["Last-Event-ID"] = last_event_id
         shown = f"GET {path}" + (f" (Last-Event-ID {last_event_id})" if last_event_id else "")
+        extra = [name for name in send if name not in ("Accept", "Last-Event-ID")]
+        if extra:
+            shown += f" with {', '.join(extra)}" + (f" (token via {via})" if token else "")
         transcript.add(label, "sent", "request", shown)
         factory = (
             http.client.HTTPSConnection if parts.scheme == "https" else http.client.HTTPConnection
         )
         self._connection = factory(parts.netloc, timeout=timeout)
-        self._connection.request("GET", path, headers=headers)
+        self._connection.request("GET", path, headers=send)
         response = self._connection.getresponse()
+        self.status = response.status
+        self.headers = {k.lower(): v for k, v in response.getheaders()}
         content_type = response.getheader("Content-Type", "")
         if response.status != 200 or not content_type.startswith("text/event-stream"):
             body = response.read(2000).decode("utf-8", "replace")
             transcript.add(label, "received", "response", f"HTTP {response.status} {clip(body)}")
             self._connection.close()
-            raise SseError(response.status, body)
+            raise SseError(response.status, body, self.headers)
         transcript.add(label, "received", "response", f"HTTP 200 {content_type}")
         if self._connection.sock is not None:
             self._connection.sock.settimeout(None)  # idle streams are normal; close() ends it
@@ -111,8 +135,14 @@ class SseStream:
                     fields, data = {}, []
                     continue
                 if line.startswith(":"):
+                    with self._cond:
+                        self.comments.append(self.transcript.now())
+                        if len(self.opening) < 16:
+                            self.opening.append(":")
                     continue
                 name, _, value = line.partition(":")
+                if len(self.opening) < 16:
+                    self.opening.append(name)
                 value = value.removeprefix(" ")
                 if name == "data":
                     data.append(value)
