@@ -299,4 +299,10 @@ VARIANTS = [
         ("test_a_message_over_the_limit_is_not_processed",),
         core=cores.NoRateLimit,
     ),
+    Variant(
+        "sse-last-event-id-ignored",
+        "SSE-008",
+        ("test_a_channel_the_cursor_does_not_name_gets_replay_unavailable",),
+        core=cores.IgnoresLastEventId,
+    ),
 ]

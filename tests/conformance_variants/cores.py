@@ -11,6 +11,7 @@ from dataclasses import replace
 from types import SimpleNamespace
 from typing import Any
 
+from reference_server.auth import Principal
 from reference_server.config import ServerConfig
 from reference_server.core.connection import Connection
 from reference_server.core.effects import Close, Effect, Publish, Send, Step
@@ -355,3 +356,17 @@ class StatusesAlwaysOnline(ServerCore):
             return effect
 
         yield from mapped(super().on_room_join(connection, message, now_ms), online)
+
+
+class IgnoresLastEventId(ServerCore):
+    """SSE-008: Last-Event-ID is ignored; every SSE request starts now, without telling a
+    channel its position could not be resumed."""
+
+    def open_event_stream(
+        self,
+        principal: Principal,
+        channels: list[str],
+        cursor: dict[str, str] | None,
+        now_ms: int,
+    ) -> tuple[str, Step[dict[str, str]]]:
+        return super().open_event_stream(principal, channels, None, now_ms)
