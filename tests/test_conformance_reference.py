@@ -27,6 +27,7 @@ from reference_server.core.server import ServerCore
 from reference_server.testing import running_server
 from rep_spec import requirements
 from tests.conformance_variants import VARIANTS, Variant
+from tests.conformance_variants.kit import run_kit
 
 pytestmark = pytest.mark.network
 
@@ -64,33 +65,6 @@ def served(core: type[ServerCore] = ServerCore) -> Iterator[dict[str, Any]]:
             "fixtures": found,
             "timeouts": {"answer": 2.0, "silence": 0.25},
         }
-
-
-def run_kit(target: dict[str, Any], directory: Path, *args: str) -> tuple[int, dict[str, Any], str]:
-    directory.mkdir(parents=True, exist_ok=True)
-    target_path = directory / "target.yaml"
-    target_path.write_text(yaml.safe_dump(target, sort_keys=False))
-    reports = directory / "reports"
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "conformance.cli",
-            "run",
-            "--target",
-            str(target_path),
-            "--report-dir",
-            str(reports),
-            *args,
-        ],
-        capture_output=True,
-        text=True,
-        timeout=180,
-    )
-    report_path = reports / "report.json"
-    if not report_path.exists():
-        raise AssertionError(f"no report (exit {done.returncode}):\n{done.stdout}\n{done.stderr}")
-    return done.returncode, json.loads(report_path.read_text()), done.stdout
 
 
 @pytest.fixture(scope="module")

@@ -8,7 +8,8 @@ from typing import Any
 
 import pytest
 
-from tests.test_fuzz_variants import run_kit, served
+from tests.conformance_variants.kit import run_kit
+from tests.test_fuzz_variants import served
 
 pytestmark = pytest.mark.network
 
