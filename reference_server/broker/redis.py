@@ -483,8 +483,10 @@ class RedisBroker(Broker):
             decode_responses=True,
             socket_connect_timeout=self._connect_timeout,
             socket_timeout=self._command_timeout,
-            # One immediate retry replaces a pooled connection that died with a restart.
-            retry=Retry(NoBackoff(), 1),
+            # One immediate retry replaces a pooled connection that died with a restart. Never
+            # retry a timeout: the command may have run, and PUBLISH or a version bump would
+            # then run twice (a duplicate delivery, a skipped version).
+            retry=Retry(NoBackoff(), 1, supported_errors=(RedisConnectionError,)),
         )
         client = Redis.from_pool(pool)
         bus = Redis.from_url(
