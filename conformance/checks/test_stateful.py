@@ -26,6 +26,7 @@ from conformance.generation import settings as run_settings
 from conformance.generation.explore import (
     explore_machine,
     note_failure,
+    program_end,
     start_example,
 )
 from conformance.generation.model import Model
@@ -311,19 +312,12 @@ def test_room_programs_deliver_exactly_what_the_model_predicts(rep: Harness) -> 
                 )
 
         def teardown(self) -> None:
-            try:
+            with program_end(last, self.runner, self.title):
                 if not self.failed:
                     self.runner.expect_settled(list(self.model.clients), watch=ROOM_WATCH)
                     problem = self.runner.frame_problems()
                     if problem is not None:
                         raise problem
-            except ConformanceFailure:
-                note_failure(last, self.runner, self.title)
-                raise
-            finally:
-                last["steps"] = last.get("steps", 0) + len(self.runner.steps)
-                last["programs"] = last.get("programs", 0) + 1
-                self.runner.close_all()
 
     explore_machine(
         rep,
@@ -457,7 +451,7 @@ def test_stream_programs_deliver_each_event_once_over_websocket_and_sse(rep: Har
             self.model.sse_close(label)
 
         def teardown(self) -> None:
-            try:
+            with program_end(last, self.runner, self.title):
                 if not self.failed:
                     self.runner.expect_settled(list(self.model.clients), watch=STREAM_WATCH)
                     for label, found in self.model.streams.items():
@@ -472,13 +466,6 @@ def test_stream_programs_deliver_each_event_once_over_websocket_and_sse(rep: Har
                     problem = self.runner.frame_problems()
                     if problem is not None:
                         raise problem
-            except ConformanceFailure:
-                note_failure(last, self.runner, self.title)
-                raise
-            finally:
-                last["steps"] = last.get("steps", 0) + len(self.runner.steps)
-                last["programs"] = last.get("programs", 0) + 1
-                self.runner.close_all()
 
     explore_machine(
         rep,

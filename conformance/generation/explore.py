@@ -117,6 +117,20 @@ def note_failure(last: dict[str, Any], runner: Runner, title: str) -> None:
     last["failed"], last["failed_title"], last["found"] = runner, title, True
 
 
+@contextlib.contextmanager
+def program_end(last: dict[str, Any], runner: Runner, title: str) -> Iterator[None]:
+    """A stateful program's teardown: note a failure, count the program, close its clients."""
+    try:
+        yield
+    except ConformanceFailure:
+        note_failure(last, runner, title)
+        raise
+    finally:
+        last["steps"] = last.get("steps", 0) + len(runner.steps)
+        last["programs"] = last.get("programs", 0) + 1
+        runner.close_all()
+
+
 def _is_final() -> bool:
     try:
         return bool(current_build_context().is_final)
