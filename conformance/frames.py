@@ -14,6 +14,7 @@ from functools import cache
 from typing import Any
 
 from rep_spec import MessageValidator, Problem, catalog, decode_text_frame
+from rep_spec.validation import Violation
 
 
 @dataclass(frozen=True)
@@ -51,6 +52,16 @@ def check_server_message(message: Any) -> tuple[str, str | None, str] | None:
     return problem.message, problem.pointer, problem.requirement or "ENV-013"
 
 
+def server_message_violations(message: Any) -> list[Violation]:
+    """Every schema violation of a server message, each with its pointer and requirement.
+
+    Empty for a valid message, at the cost of :func:`check_server_message`. Serialized like
+    it: the compiled validators are shared by the reader threads.
+    """
+    with _validator_lock:
+        return _validator().server_message_violations(message)
+
+
 def classify_client_message(message: Any) -> Problem | None:
     """What the schemas say a server must answer to this client message (None: valid)."""
     with _validator_lock:
@@ -67,7 +78,11 @@ def check_http_body(schema: str, body: Any) -> str | None:
 
 
 class FrameChecker:
-    """Judges each received frame against the schemas and the per-connection rules."""
+    """Judges each received frame against the schemas and the per-connection rules.
+
+    Every schema violation of a frame is one :class:`FrameProblem` (pointer and message),
+    so an implementer sees all of a message's faults in one run, not the first one.
+    """
 
     def check(
         self, data: str | bytes, state: ConnectionState
@@ -87,14 +102,13 @@ class FrameChecker:
                 )
             ]
         problems: list[FrameProblem] = []
-        found = check_server_message(decoded)
-        if found is not None:
-            text, pointer, requirement = found
-            where = f" at {pointer}" if pointer else ""
+        for violation in server_message_violations(decoded):
+            requirement = violation.requirement or "ENV-013"
+            where = f" at {violation.pointer}" if violation.pointer else ""
             problems.append(
                 FrameProblem(
-                    (requirement, "ENV-013"),
-                    f"the message does not match the server schemas{where}: {text}",
+                    tuple(dict.fromkeys((requirement, "ENV-013"))),
+                    f"the message does not match the server schemas{where}: {violation.message}",
                 )
             )
         problems.extend(self._per_connection(decoded, state))

@@ -6,6 +6,11 @@ payload. Schema checking sits behind :class:`SchemaBackend` so a compiled valida
 replace ``jsonschema`` without touching the callers: when ``jsonschema-rs`` is installed,
 :class:`JsonschemaRsBackend` answers "valid?" in about a microsecond and hands invalid
 instances to ``jsonschema``, so every code, pointer and message stays the same.
+
+Refusing a client message needs one reason; judging a server message (the conformance
+kit) wants them all, so :meth:`MessageValidator.server_message_violations` lists every
+violation, asking a backend's :meth:`~AllViolationsBackend.compile_all` check only for the
+schemas whose fast check already said "invalid".
 """
 
 from __future__ import annotations
@@ -57,10 +62,21 @@ class Problem:
 
 
 SchemaCheck = Callable[[Any], Violation | None]
+ViolationsCheck = Callable[[Any], list[Violation]]
 
 
 class SchemaBackend(Protocol):
     def compile(self, uri: str) -> SchemaCheck: ...
+
+
+class AllViolationsBackend(SchemaBackend, Protocol):
+    """A backend that can also list every violation (:meth:`JsonschemaBackend.compile_all`).
+
+    The list is only asked for after the ``compile`` check refused the instance, so it may
+    be slow; a backend without ``compile_all`` reports that check's one violation.
+    """
+
+    def compile_all(self, uri: str) -> ViolationsCheck: ...
 
 
 def _pointer(parts: Iterable[str | int]) -> str:
@@ -84,6 +100,86 @@ def _violation(error: ValidationError) -> Violation:
             path.append(extra[0])
     requirement = schema.get("x-requirement")
     return Violation(_pointer(path), _shorten(error.message), requirement)
+
+
+def _all_violations(
+    errors: Iterable[ValidationError], default_requirement: str | None
+) -> list[Violation]:
+    """Every violation in ``errors``, one per fault an implementer would fix.
+
+    * A ``required`` error becomes one violation per missing member, pointing at the
+      member (``/userId``). jsonschema already yields one error per member without naming
+      it, so the first error of an object's ``required`` keyword lists all of them and its
+      siblings are skipped.
+    * ``additionalProperties: false`` likewise becomes one violation per unexpected member.
+    * An ``anyOf``/``oneOf`` failure is one violation: ``best_match`` within that error
+      picks the most relevant fault of the closest branch (expanded as above when it is a
+      ``required`` or ``additionalProperties`` error); when no branch stands out, the
+      combinator's own message is kept. Listing every branch's errors would mostly name
+      faults of branches the sender never meant.
+    * Several keywords of one schema object refusing the same value (a timestamp that is
+      neither a ``date-time`` nor matches the ``pattern``) are one violation: the first in
+      schema order, as ``best_match`` would pick. Other schemas that apply to the value
+      (the server envelope's ``const`` over the envelope's ``enum``) are listed too.
+    * Keywords that only combine (``allOf``, ``$ref``, ``if``/``then``) already report the
+      leaves. Identical (pointer, message) pairs are listed once.
+
+    A violation's requirement is its schema's ``x-requirement``, else ``default_requirement``.
+    """
+    found: dict[tuple[str, str], Violation] = {}
+    seen: set[tuple[tuple[str | int, ...], tuple[str | int, ...]]] = set()
+    for top in errors:
+        error = best_match([top]) if top.context else top
+        if error is None:  # best_match of one error is that error or one below it
+            continue
+        path = list(error.absolute_path)
+        schema = error.schema if isinstance(error.schema, Mapping) else {}
+        requirement = schema.get("x-requirement") or default_requirement
+        instance = error.instance
+        located: list[tuple[list[str | int], str]] = []
+        members = error.validator in ("required", "additionalProperties")
+        # Member faults are grouped per keyword, value faults per schema object.
+        schema_path = tuple(error.absolute_schema_path)
+        key = (tuple(path), schema_path if members else schema_path[:-1])
+        if key in seen:
+            continue
+        seen.add(key)
+        if members and isinstance(instance, Mapping):
+            if error.validator == "required":
+                located = [
+                    ([*path, name], f"{name!r} is a required property")
+                    for name in schema.get("required", [])
+                    if name not in instance
+                ]
+            else:
+                located = [
+                    ([*path, name], _unexpected(name, schema))
+                    for name in _extra_members(instance, schema)
+                ]
+        if not located:
+            located = [(path, error.message)]
+        for parts, message in located:
+            violation = Violation(_pointer(parts), _shorten(message), requirement)
+            found.setdefault((violation.pointer, violation.message), violation)
+    return list(found.values())
+
+
+def _extra_members(instance: Mapping[str, Any], schema: Mapping[str, Any]) -> list[str]:
+    """The members ``additionalProperties`` judges, as jsonschema finds them."""
+    known = schema.get("properties", {})
+    patterns = "|".join(schema.get("patternProperties", {}))
+    return [
+        name
+        for name in instance
+        if name not in known and not (patterns and re.search(patterns, name))
+    ]
+
+
+def _unexpected(name: str, schema: Mapping[str, Any]) -> str:
+    if "patternProperties" in schema:
+        patterns = ", ".join(repr(each) for each in sorted(schema["patternProperties"]))
+        return f"{name!r} does not match any of the regexes: {patterns}"
+    return f"Additional properties are not allowed ({name!r} was unexpected)"
 
 
 def _shorten(text: str, limit: int = 300) -> str:
@@ -121,7 +217,8 @@ class JsonschemaBackend:
     def __init__(self, registry: Registry | None = None) -> None:
         self._registry = registry if registry is not None else schema_registry(keep_dialect=False)
 
-    def compile(self, uri: str) -> SchemaCheck:
+    def _validator(self, uri: str) -> tuple[Any, str | None]:
+        """The validator for the schema at ``uri`` and the requirement its root names."""
         validator = EcmaValidator(
             {"$ref": uri},
             registry=self._registry,
@@ -129,6 +226,10 @@ class JsonschemaBackend:
         )
         root = self._registry.resolver().lookup(uri).contents
         default_requirement = root.get("x-requirement") if isinstance(root, Mapping) else None
+        return validator, default_requirement
+
+    def compile(self, uri: str) -> SchemaCheck:
+        validator, default_requirement = self._validator(uri)
 
         def check(instance: Any) -> Violation | None:
             error = best_match(validator.iter_errors(instance))
@@ -140,6 +241,19 @@ class JsonschemaBackend:
             return found
 
         return check
+
+    def compile_all(self, uri: str) -> ViolationsCheck:
+        """Every violation of the schema at ``uri`` (see :func:`_all_violations`)."""
+        validator, default_requirement = self._validator(uri)
+
+        def check_all(instance: Any) -> list[Violation]:
+            return _all_violations(validator.iter_errors(instance), default_requirement)
+
+        return check_all
+
+
+def _no_violations(instance: Any) -> list[Violation]:
+    return []
 
 
 def _compiled_module() -> ModuleType | None:
@@ -194,6 +308,10 @@ class JsonschemaRsBackend:
 
         return check
 
+    def compile_all(self, uri: str) -> ViolationsCheck:
+        """jsonschema's list: callers ask for it only when :meth:`compile`'s check refused."""
+        return self._fallback.compile_all(uri)
+
 
 def default_backend() -> SchemaBackend:
     """The compiled pre-check when ``jsonschema-rs`` is installed, else plain ``jsonschema``."""
@@ -240,13 +358,15 @@ class MessageValidator:
             for path in sorted((schema_dir() / "http").glob("*.schema.json"))
         }
         self._payloads: dict[tuple[str, Sender], SchemaCheck] = {}
+        self._payload_uris: dict[tuple[str, Sender], str] = {}
         for message_type in self.catalog.types.values():
             for sender in ("client", "server"):
                 relative = message_type.payload_schema(sender)
                 if relative is not None:
-                    self._payloads[(message_type.name, sender)] = backend.compile(
-                        schema_uri(relative)
-                    )
+                    uri = schema_uri(relative)
+                    self._payload_uris[(message_type.name, sender)] = uri
+                    self._payloads[(message_type.name, sender)] = backend.compile(uri)
+        self._all_checks: dict[str, ViolationsCheck] = {}
 
     def check_client_message(self, message: Any) -> Problem | None:
         """Return why a server must refuse this decoded client message, or None if valid."""
@@ -256,12 +376,84 @@ class MessageValidator:
         """Return what is wrong with a message a server sent, or None (ENV-013)."""
         return self._check(message, "server")
 
+    def server_message_violations(self, message: Any) -> list[Violation]:
+        """Every reason a message a server sent breaks the schemas; empty when it is valid.
+
+        Unlike :meth:`check_server_message`, which stops at the first fault (the order
+        ERR-011 fixes), this lists the envelope's violations and, when the type is a known
+        server type and the payload an object, the payload's too, with pointers from the
+        message root (``/payload/userId``). An unknown type (MSG-001), a client-only type
+        (MSG-002) or an unsupported major version (VER-002) is one more violation; the
+        payload is not judged then. Requirements are attributed as in
+        :meth:`check_server_message`: the schema's ``x-requirement``, else the schema
+        root's, else ENV-001 for the envelope and ENV-005 for the payload.
+
+        A valid message costs what :meth:`check_server_message` costs (one compiled check
+        per schema with ``jsonschema-rs``); the full list is only computed for a schema
+        whose fast check refused the instance.
+        """
+        return self._violations(message, "server")
+
     def check_payload(self, type_name: str, sender: Sender, payload: Any) -> Violation | None:
         return self._payloads[(type_name, sender)](payload)
 
     def check_http_body(self, name: str, body: Any) -> Violation | None:
         """Check an HTTP request or response body against ``schemas/http/<name>.schema.json``."""
         return self._http[name](body)
+
+    def _all(self, uri: str, first: SchemaCheck, instance: Any) -> list[Violation]:
+        """Every violation of ``instance``; ``first`` (the fast check) decides validity."""
+        violation = first(instance)
+        if violation is None:
+            return []
+        check_all = self._all_checks.get(uri)
+        if check_all is None:
+            compile_all = getattr(self.backend, "compile_all", None)
+            # A backend without a list reports its one violation (the fallback below).
+            check_all = compile_all(uri) if compile_all is not None else _no_violations
+            self._all_checks[uri] = check_all
+        # The fast check refused it, so a correct backend finds at least that violation.
+        return check_all(instance) or [violation]
+
+    def _violations(self, message: Any, sender: Sender) -> list[Violation]:
+        if not isinstance(message, dict):
+            return [Violation("", "A message must be a JSON object", "ERR-007")]
+        envelope_uri = schema_uri(CLIENT_ENVELOPE if sender == "client" else SERVER_ENVELOPE)
+        found = [
+            Violation(v.pointer, v.message, v.requirement or "ENV-001")
+            for v in self._all(envelope_uri, self._envelope[sender], message)
+        ]
+        faulty = {v.pointer for v in found}
+        type_name = message.get("type")
+        if not isinstance(type_name, str) or "/type" in faulty:
+            return found
+        message_type: MessageType | None = self.catalog.types.get(type_name)
+        if message_type is None:
+            return [*found, Violation("/type", f"Unknown message type {type_name!r}", "MSG-001")]
+        if not message_type.sendable_by(sender):
+            text = f"{message_type.name} may not be sent by a {sender}"
+            return [*found, Violation("/type", text, "MSG-002")]
+        metadata = message.get("metadata")
+        version = metadata.get("version") if isinstance(metadata, dict) else None
+        if (
+            isinstance(version, str)
+            and "/metadata/version" not in faulty
+            and re.fullmatch(r"[0-9]+\.[0-9]+", version)
+            and int(version.split(".")[0]) != self.catalog.major_version
+        ):
+            text = (
+                f"Version {version} is not supported; "
+                f"this peer speaks {self.catalog.protocol_version}"
+            )
+            return [*found, Violation("/metadata/version", text, "VER-002")]
+        payload = message.get("payload")
+        if isinstance(payload, dict):
+            key = (message_type.name, sender)
+            found += [
+                Violation("/payload" + v.pointer, v.message, v.requirement or PAYLOAD_REQUIREMENT)
+                for v in self._all(self._payload_uris[key], self._payloads[key], payload)
+            ]
+        return found
 
     def _check(self, message: Any, sender: Sender) -> Problem | None:
         correlation = correlation_id_of(message)

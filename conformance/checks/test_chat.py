@@ -9,6 +9,7 @@ import pytest
 from conformance import spec, steps
 from conformance.client import Client, Message
 from conformance.harness import Harness
+from conformance.jsonvalues import same_json
 
 FORBIDDEN = spec.error_code("forbidden")
 INVALID_PAYLOAD = spec.error_code("invalid_payload")
@@ -63,7 +64,7 @@ def test_every_member_gets_exactly_one_copy_and_no_one_else(rep: Harness) -> Non
     for client in (sender, member):
         copy = steps.delivered(client, "chat_message", sent, requirement="CHAT-002")
         steps.check_sender(rep, copy, sender)
-        if copy["payload"].get("content") != "hello room":
+        if not same_json(copy["payload"].get("content"), "hello room"):
             raise rep.fail(
                 "CHAT-002", expected="content 'hello room'", received=f"{copy['payload']!r}"
             )

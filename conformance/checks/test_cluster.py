@@ -12,6 +12,7 @@ from conformance import spec, steps
 from conformance.checks.test_presence import CHANGED
 from conformance.checks.test_rate_limit import exhaust, rate_limit, refused_as_limited
 from conformance.harness import Harness
+from conformance.jsonvalues import json_difference
 from conformance.target import Node
 
 CONFLICT = spec.error_code("conflict")
@@ -65,11 +66,12 @@ def test_stream_events_cross_nodes_and_replay_alike(rep: Harness) -> None:
             client, "stream_subscribe", {"streamId": stream, "filter": {"eventTypes": [kind]}}
         )
         replays.append(client.expect("stream_event", requirement="CLUSTER-003")["payload"])
-    if replays[0]["event"] != replays[1]["event"]:
+    difference = json_difference(replays[0]["event"], replays[1]["event"], "/event")
+    if difference is not None:
         raise rep.fail(
             "CLUSTER-003",
             expected="the same replayed event from both nodes",
-            received=f"{replays[0]['event']!r} vs {replays[1]['event']!r}",
+            received=f"{replays[0]['event']!r} vs {replays[1]['event']!r} ({difference})",
         )
 
 

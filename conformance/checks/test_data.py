@@ -9,6 +9,7 @@ import pytest
 from conformance import spec, steps
 from conformance.client import Client, Message
 from conformance.harness import Harness
+from conformance.jsonvalues import json_difference, same_json
 
 CONFLICT = spec.error_code("conflict")
 NOT_FOUND = spec.error_code("not_found")
@@ -41,11 +42,12 @@ def record_in(synced: dict[str, Any], record_id: str) -> dict[str, Any] | None:
 def expect_field(rep: Harness, requirement: str, message: Message, **wanted: Any) -> None:
     payload = message.get("payload", {})
     for key, value in wanted.items():
-        if payload.get(key) != value:
+        difference = json_difference(value, payload.get(key), f"/payload/{key}")
+        if difference is not None:
             raise rep.fail(
                 requirement,
                 expected=f"{message.get('type')} with {key} = {value!r}",
-                received=f"payload {payload!r}",
+                received=f"payload {payload!r} ({difference})",
             )
 
 
@@ -62,7 +64,7 @@ def test_a_created_record_is_at_version_1(rep: Harness, with_id: bool) -> None:
     if not isinstance(record_id, str) or not record_id:
         raise rep.fail("DATA-002", expected="a recordId", received=f"{copy['payload']!r}")
     stored = record_in(sync(client, collection), record_id)
-    if stored is None or stored.get("version") != 1 or stored.get("data") != {"a": 1}:
+    if stored is None or stored.get("version") != 1 or not same_json(stored.get("data"), {"a": 1}):
         raise rep.fail(
             "DATA-002",
             expected=f"data_sync to list {record_id} at version 1 with data {{'a': 1}}",
@@ -81,7 +83,7 @@ def test_creating_an_existing_record_is_a_conflict(rep: Harness) -> None:
     )
     client.expect_refusal(CONFLICT, of=sent, requirement="DATA-003")
     stored = record_in(sync(client, collection), record)
-    if stored is None or stored.get("data") != {"v": 1}:
+    if stored is None or not same_json(stored.get("data"), {"v": 1}):
         raise rep.fail("ERR-004", expected="the first record unchanged", received=f"{stored!r}")
 
 
@@ -120,7 +122,7 @@ def test_an_update_with_a_stale_expected_version_is_a_conflict(rep: Harness) -> 
     )
     client.expect_refusal(CONFLICT, of=sent, requirement="DATA-004")
     stored = record_in(sync(client, collection), record)
-    if stored is None or (stored.get("version"), stored.get("data")) != (2, {"a": 2}):
+    if stored is None or stored.get("version") != 2 or not same_json(stored.get("data"), {"a": 2}):
         raise rep.fail(
             "DATA-004",
             expected="the record still at version 2 with data {'a': 2}",

@@ -34,6 +34,7 @@ from conformance.generation.schema import (
     uri_of_length,
     walk,
 )
+from conformance.jsonvalues import json_key
 from rep_spec import catalog
 from rep_spec.schema_files import schema_uri
 
@@ -203,7 +204,7 @@ def string_of_length(node: Node, length: int, variant: int = 0, astral: bool = F
 def distinct_items(node: Node, count: int) -> list[Any]:
     """``count`` different valid items (uniqueItems arrays at their limit)."""
     values: list[Any] = []
-    seen: set[bytes] = set()
+    seen: set[str] = set()
     variant = 0
     while len(values) < count:
         if node.allows("string") and not node.patterns and node.enum is None:
@@ -211,7 +212,7 @@ def distinct_items(node: Node, count: int) -> list[Any]:
             value: Any = f"u{variant}".ljust(low, "x")
         else:
             value = minimal(node, variant)
-        key = orjson.dumps(value, option=orjson.OPT_SORT_KEYS)
+        key = json_key(value)
         if key not in seen:
             seen.add(key)
             values.append(value)

@@ -41,9 +41,9 @@ from datetime import UTC, datetime, timedelta
 from functools import cache
 from typing import TYPE_CHECKING, Any
 
-import orjson
 from hypothesis import strategies as st
 
+from conformance.jsonvalues import json_key
 from rep_spec import schema_registry
 from rep_spec.schema_files import schema_uri
 
@@ -323,9 +323,9 @@ def matches(pattern: str, text: str) -> bool:
     return re.search(pattern, text) is not None and not text.endswith("\n")
 
 
-def canonical(value: Any) -> bytes:
-    """A key for uniqueItems: equal JSON values, equal keys."""
-    return orjson.dumps(value, option=orjson.OPT_SORT_KEYS)
+def canonical(value: Any) -> str:
+    """A key for uniqueItems: equal JSON values (``1`` and ``1.0`` too), equal keys."""
+    return json_key(value)
 
 
 # -- strings -----------------------------------------------------------------------------

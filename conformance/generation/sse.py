@@ -20,7 +20,7 @@ from urllib.parse import urlencode, urlsplit
 
 import orjson
 
-from conformance.frames import check_server_message
+from conformance.frames import server_message_violations
 from conformance.transcript import Transcript, clip
 
 Message = dict[str, Any]
@@ -168,11 +168,13 @@ class SseStream:
                 decoded = None
             if isinstance(decoded, dict):
                 message = decoded
-                found = check_server_message(decoded)
-                if found is not None:
-                    text, pointer, requirement = found
+                for violation in server_message_violations(decoded):
+                    requirement = violation.requirement or "ENV-013"
                     problems.append(
-                        ((requirement, "SSE-004"), f"envelope does not match at {pointer}: {text}")
+                        (
+                            (requirement, "SSE-004"),
+                            f"envelope does not match at {violation.pointer}: {violation.message}",
+                        )
                     )
                 if decoded.get("type") != event:
                     problems.append(
