@@ -3,13 +3,15 @@
 A :class:`ConformanceFailure` is an :class:`AssertionError`, so pytest reports it as an
 ordinary test failure. It names the requirements the server broke (ids from the registry),
 what the kit sent, what the spec requires, what actually came back, the transcript of the
-whole exchange and a command that replays the check.
+whole exchange and a command that replays the check. Its texts are redacted
+(:mod:`conformance.redact`): they end up in reports, and what was sent may be a token.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 
+from conformance.redact import redact
 from conformance.transcript import Transcript
 from rep_spec import requirements
 
@@ -45,9 +47,9 @@ class ConformanceFailure(AssertionError):
         self.requirement_ids: tuple[str, ...] = tuple(dict.fromkeys(requirement_ids))
         if not self.requirement_ids:
             raise ValueError("a conformance failure names at least one requirement")
-        self.sent = sent
-        self.expected = expected
-        self.received = received
+        self.sent = redact(sent) if sent is not None else None
+        self.expected = redact(expected)
+        self.received = redact(received)
         self.transcript = transcript
         self.replay = replay
         super().__init__(self.summary())
@@ -55,7 +57,7 @@ class ConformanceFailure(AssertionError):
     def absorb(self, other: ConformanceFailure) -> None:
         """Add the findings of another failure of the same check (e.g. frame problems)."""
         self.requirement_ids = tuple(dict.fromkeys(self.requirement_ids + other.requirement_ids))
-        self.received += f"; also: {other.received}"
+        self.received = redact(f"{self.received}; also: {other.received}")
         self.args = (self.summary(),)
 
     def summary(self) -> str:
@@ -63,7 +65,7 @@ class ConformanceFailure(AssertionError):
         parts = [f"sent {self.sent}"] if self.sent else []
         parts.append(f"expected {self.expected} ({', '.join(self.requirement_ids)})")
         parts.append(self.received)
-        return "; ".join(parts)
+        return redact("; ".join(parts))
 
     @property
     def requirement_texts(self) -> dict[str, str]:
@@ -79,4 +81,4 @@ class ConformanceFailure(AssertionError):
         text = f"{self.summary()}\n{self.spec_text()}"
         if self.replay:
             text += f"\nreplay: {self.replay}"
-        return text
+        return redact(text)

@@ -1,4 +1,8 @@
-"""Plain HTTP requests to the server under test, recorded in the check's transcript."""
+"""Plain HTTP requests to the server under test, recorded in the check's transcript.
+
+A request is described by its method, path, query and body, redacted
+(:mod:`conformance.redact`); its headers, where the token goes, are not shown.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +13,7 @@ from urllib.parse import urlsplit
 
 import orjson
 
+from conformance.redact import redact
 from conformance.transcript import Transcript, clip
 
 
@@ -55,9 +60,9 @@ class HttpClient:
         if token is not None:
             send_headers["Authorization"] = f"Bearer {token}"
         payload = body.encode() if isinstance(body, str) else body
-        shown = f"{method} {url.path}" + (f"?{url.query}" if url.query else "")
+        shown = f"{method} {url.path}" + (f"?{redact(url.query)}" if url.query else "")
         if payload:
-            shown += " " + clip(payload.decode("utf-8", "replace"), 500)
+            shown += " " + clip(redact(payload.decode("utf-8", "replace")), 500)
         self.transcript.add("http", "sent", "request", shown)
         factory = (
             http.client.HTTPSConnection if url.scheme == "https" else http.client.HTTPConnection

@@ -19,6 +19,7 @@ import yaml
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import best_match
 
+from conformance.redact import remember
 from rep_spec import requirements
 
 SCHEMA_PATH = Path(__file__).with_name("target.schema.json")
@@ -39,7 +40,8 @@ class Node:
 
 @dataclass(frozen=True)
 class JwtTokens:
-    secret: str
+    #: Never in a repr (tracebacks show locals), and registered for redaction on load.
+    secret: str = field(repr=False)
     algorithm: str
     accepted_algorithms: tuple[str, ...]
 
@@ -183,6 +185,7 @@ def _tokens(raw: Mapping[str, Any]) -> JwtTokens | CommandTokens:
     ]["default"]
     algorithm = str(jwt_raw.get("algorithm", default_algorithm))
     accepted = tuple(jwt_raw.get("accepted_algorithms", [algorithm]))
+    remember(str(secret), "JWT secret")
     return JwtTokens(secret=str(secret), algorithm=algorithm, accepted_algorithms=accepted)
 
 

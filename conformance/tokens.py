@@ -7,6 +7,9 @@ with that reason rather than guessed.
 
 Tokens that need no secret (``alg: none``, malformed, tampered signature) are built here
 for every source, because refusing them is what the server is checked for.
+
+Every token made or received here, and every secret signed with, is registered with
+:mod:`conformance.redact` so that no report or replay file carries it.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ import time
 from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
 
+from conformance.redact import redact, remember
 from conformance.target import CommandTokens, JwtTokens
 
 DEFAULT_TTL = 3600
@@ -73,6 +77,7 @@ class JwtTokenSource:
 
     def __init__(self, config: JwtTokens) -> None:
         self.config = config
+        remember(config.secret, "JWT secret")
 
     def mint(
         self,
@@ -132,9 +137,11 @@ class CommandTokenSource:
             raise TokenUnavailable(f"token command failed: {exc}") from exc
         if done.returncode != 0 or not done.stdout.strip():
             raise TokenUnavailable(
-                f"token command exited {done.returncode}: {done.stderr.strip()[:300]}"
+                f"token command exited {done.returncode}: {redact(done.stderr.strip())[:300]}"
             )
-        return done.stdout.strip().splitlines()[-1].strip()
+        token = done.stdout.strip().splitlines()[-1].strip()
+        remember(token)
+        return token
 
     def sign(
         self, claims: Mapping[str, Any], *, algorithm: str | None = None, secret: str | None = None
@@ -162,22 +169,29 @@ def hmac_token(claims: Mapping[str, Any], secret: str, algorithm: str) -> str:
     can sign with any secret the target uses, however short, without library warnings."""
     if algorithm not in HMAC_DIGESTS:
         raise TokenUnavailable(f"the kit signs only with {', '.join(HMAC_ALGORITHMS)}")
+    remember(secret, "JWT secret")
     header = _b64(json.dumps({"alg": algorithm, "typ": "JWT"}, separators=(",", ":")).encode())
     body = _b64(json.dumps(dict(claims), separators=(",", ":")).encode())
     signing_input = f"{header}.{body}".encode("ascii")
     digest = hmac.new(secret.encode(), signing_input, HMAC_DIGESTS[algorithm]).digest()
-    return f"{header}.{body}.{_b64(digest)}"
+    token = f"{header}.{body}.{_b64(digest)}"
+    remember(token)
+    return token
 
 
 def unsigned_token(claims: Mapping[str, Any], alg: str = "none", signature: str = "") -> str:
     """A JWT whose header names ``alg`` (e.g. ``none``) with the given signature part."""
     header = _b64(json.dumps({"alg": alg, "typ": "JWT"}).encode())
     body = _b64(json.dumps(dict(claims)).encode())
-    return f"{header}.{body}.{signature}"
+    token = f"{header}.{body}.{signature}"
+    remember(token)
+    return token
 
 
 def tampered(token: str) -> str:
     """The same token with its signature changed, so verification must fail."""
     header, body, signature = token.split(".")
     flipped = "A" if not signature or signature[0] != "A" else "B"
-    return f"{header}.{body}.{flipped}{signature[1:]}"
+    token = f"{header}.{body}.{flipped}{signature[1:]}"
+    remember(token)
+    return token

@@ -4,6 +4,9 @@ Transcripts are the evidence behind a verdict. Entries carry a monotonic time re
 the start of the check, the channel (a connection label such as ``alice#1`` or ``http``),
 a direction and a rendering of the frame. Problems that the frame checker finds in a
 received frame are attached to that entry, so reports can show them in place.
+
+Every text and problem is redacted on entry (:mod:`conformance.redact`): transcripts end
+up in reports, and a handshake or request may carry a token.
 """
 
 from __future__ import annotations
@@ -12,6 +15,8 @@ import threading
 import time
 from dataclasses import dataclass, field
 from typing import Any, Literal
+
+from conformance.redact import redact
 
 Direction = Literal["sent", "received", "event"]
 
@@ -76,7 +81,12 @@ class Transcript:
         at: float | None = None,
     ) -> Entry:
         entry = Entry(
-            self.now() if at is None else at, channel, direction, kind, clip(text), problems
+            self.now() if at is None else at,
+            channel,
+            direction,
+            kind,
+            clip(redact(text)),
+            tuple(redact(problem) for problem in problems),
         )
         with self._lock:
             self._entries.append(entry)

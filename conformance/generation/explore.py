@@ -32,6 +32,7 @@ from conformance.generation import settings as run_settings
 from conformance.generation.scenario import Runner
 from conformance.harness import Harness
 from conformance.http import HttpClient
+from conformance.redact import redact, redact_data
 from conformance.transcript import Transcript
 
 T = TypeVar("T")
@@ -76,7 +77,7 @@ class GeneratedFailure(ConformanceFailure):
                 f"replay file: {self.replay_file} "
                 f"(rep-conformance replay {self.replay_file} --target {target})"
             )
-        return "\n".join(lines)
+        return redact("\n".join(lines))
 
 
 def shrinking_wait(rep: Harness) -> float:
@@ -173,7 +174,9 @@ def save_replay(
     safe = re.sub(r"[^A-Za-z0-9_.-]+", "-", check.split("::")[-1]).strip("-")[:72]
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
     path = directory / f"{safe}-{stamp}-{next(_counter)}.json"
-    path.write_bytes(orjson.dumps(document, option=orjson.OPT_INDENT_2))
+    # Steps name users by placeholder and replays mint fresh tokens: a credential in the
+    # file could only be one a frame carried, and it must not leave the run.
+    path.write_bytes(orjson.dumps(redact_data(document), option=orjson.OPT_INDENT_2))
     return path
 
 

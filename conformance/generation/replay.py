@@ -5,7 +5,7 @@ the shrunk example: the frames each client sent and everything the spec required
 answer. Replaying performs the same steps against the target with fresh users, rooms and
 collections. Exit status: 0 FIXED (every expectation met), 1 FAILED (the first unmet one
 is printed with its transcript), 3 the server cannot be reached, 4 the file or target is
-unusable.
+unusable. What it prints is redacted (:mod:`conformance.redact`): it lands in CI logs.
 """
 
 from __future__ import annotations
@@ -21,10 +21,16 @@ from conformance.failures import ConformanceFailure
 from conformance.generation.explore import REPLAY_FORMAT
 from conformance.generation.scenario import Runner
 from conformance.harness import Harness, Run, probe_profile
+from conformance.redact import redact
 from conformance.target import Target, TargetError, load_target
 from conformance.tokens import token_source
 
 FIXED, FAILED, UNREACHABLE, UNUSABLE = 0, 1, 3, 4
+
+
+def say(text: str) -> None:
+    """Print for people and CI logs, never with a credential."""
+    print(redact(text))
 
 
 class ReplayFileError(ValueError):
@@ -77,28 +83,28 @@ def run_replay(args: argparse.Namespace) -> int:
         document = load_replay(args.file)
         target = load_target(args.target)
     except (ReplayFileError, TargetError) as exc:
-        print(f"rep-conformance replay: {exc}")
+        say(f"rep-conformance replay: {exc}")
         return UNUSABLE
-    print(f"replaying {document.get('check')}: {len(document['steps'])} steps from {args.file}")
+    say(f"replaying {document.get('check')}: {len(document['steps'])} steps from {args.file}")
     if document.get("failure"):
-        print(f"  it failed with: {document['failure']}")
+        say(f"  it failed with: {document['failure']}")
     if document.get("seed") is not None:
-        print(f"  found with hypothesis seed {document['seed']}")
+        say(f"  found with hypothesis seed {document['seed']}")
     try:
         fixed, failure, transcript = replay(document, target)
     except ConnectionError as exc:
-        print(f"rep-conformance replay: cannot reach {target.node.ws_url}: {exc}")
+        say(f"rep-conformance replay: cannot reach {target.node.ws_url}: {exc}")
         return UNREACHABLE
     except pytest.skip.Exception as exc:
-        print(f"rep-conformance replay: the target cannot run this replay: {exc}")
+        say(f"rep-conformance replay: the target cannot run this replay: {exc}")
         return UNUSABLE
     except (ValueError, KeyError, TypeError) as exc:
-        print(f"rep-conformance replay: {args.file} does not replay: {exc!r}")
+        say(f"rep-conformance replay: {args.file} does not replay: {exc!r}")
         return UNUSABLE
     if fixed:
-        print("FIXED: every expectation of the saved failure is met")
+        say("FIXED: every expectation of the saved failure is met")
         return FIXED
-    print(f"FAILED: {failure}")
-    print("transcript:")
-    print(transcript)
+    say(f"FAILED: {failure}")
+    say("transcript:")
+    say(transcript)
     return FAILED
