@@ -35,6 +35,7 @@ from websockets.typing import Origin, Subprotocol
 from conformance import spec
 from conformance.failures import ConformanceFailure
 from conformance.frames import ConnectionState, FrameChecker
+from conformance.redact import redact
 from conformance.target import Timeouts
 from conformance.transcript import Transcript, clip
 
@@ -60,6 +61,23 @@ def now_rfc3339() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
+def json_text(value: Any) -> str:
+    """A value as JSON, for failure texts (``null``, ``true``, never Python's spelling)."""
+    try:
+        return orjson.dumps(value).decode()
+    except TypeError:
+        return str(value)
+
+
+def with_article(noun: str) -> str:
+    """``an error``, ``a pong``: failure texts are read by people."""
+    return f"{'an' if noun[:1].lower() in 'aeiou' else 'a'} {noun}"
+
+
+def error_code_text(code: Any) -> str:
+    return "an error without code" if code is None else f"an error with code {json_text(code)}"
+
+
 def correlation_of(message: Message) -> Any:
     metadata = message.get("metadata")
     return metadata.get("correlation_id") if isinstance(metadata, dict) else None
@@ -71,12 +89,13 @@ def summarize(message: Message | None, raw: str | bytes = "") -> str:
         shown = raw if isinstance(raw, str) else f"<{len(raw)} binary bytes>"
         return f"a frame that is not a REP message: {clip(shown, 200)}"
     payload = message.get("payload")
-    parts = [f"{message.get('type')} id={message.get('id')!r}"]
+    parts = [f"{message.get('type')} id={json_text(message.get('id'))}"]
     if message.get("type") == "error" and isinstance(payload, dict):
-        parts.append(f"code={payload.get('code')!r}")
+        code = payload.get("code")
+        parts.append(f"code={json_text(code)}" if code is not None else "without code")
     correlation = correlation_of(message)
     if correlation is not None:
-        parts.append(f"correlation_id={correlation!r}")
+        parts.append(f"correlation_id={json_text(correlation)}")
     elif message.get("type") in ANSWERS:
         parts.append("without correlation_id")
     parts.append(f"payload={clip(orjson.dumps(payload).decode(), 240)}")
@@ -179,7 +198,7 @@ def open_websocket(
         return Handshake(exc.response.status_code, body, None)
     except (InvalidHandshake, OSError, TimeoutError) as exc:
         transcript.add(channel, "received", "handshake", f"failed: {exc!r}")
-        raise ConnectionError(f"could not open a WebSocket to {url}: {exc}") from exc
+        raise ConnectionError(redact(f"could not open a WebSocket to {url}: {exc}")) from exc
     transcript.add(
         channel, "received", "handshake", f"HTTP 101, subprotocol {ws.subprotocol or 'none'}"
     )
@@ -208,7 +227,7 @@ class Client:
         self.default_requirements = tuple(default_requirements)
         self.protocol_version = protocol_version
         self.welcome: Message = {}
-        self.client_id = ""
+        self._client_id: str | None = None
         self.closed: CloseInfo | None = None
         self.problems: list[tuple[tuple[str, ...], str]] = []
         self._state = ConnectionState()
@@ -219,6 +238,23 @@ class Client:
         self._cond = threading.Condition()
         self._reader = threading.Thread(target=self._read, name=f"rep-{label}", daemon=True)
         self._reader.start()
+
+    @property
+    def client_id(self) -> str:
+        """The welcome's clientId; a check that needs it is blocked by AUTH-010 without it."""
+        if not self._client_id:
+            raise self.failure(
+                "AUTH-010",
+                expected="the welcome to carry the connection's clientId",
+                received=f"clientId = {json_text(self.welcome.get('payload', {}).get('clientId'))}"
+                if isinstance(self.welcome.get("payload"), dict)
+                else "a welcome without a payload object",
+            )
+        return self._client_id
+
+    @client_id.setter
+    def client_id(self, value: str | None) -> None:
+        self._client_id = value or None
 
     # -- receiving ---------------------------------------------------------------------
 
@@ -343,8 +379,8 @@ class Client:
             return None
         message = self._sent.get(message_id)
         if message is None:
-            return f"id={message_id!r}"
-        return f"{message.get('type')} id={message_id!r} on {self.label}"
+            return f"id={json_text(message_id)}"
+        return f"{message.get('type')} id={json_text(message_id)} on {self.label}"
 
     # -- expecting ---------------------------------------------------------------------
 
@@ -474,13 +510,13 @@ class Client:
     @staticmethod
     def _describe_match(match: Matcher, correlation_id: Any) -> str:
         if isinstance(match, str):
-            what = f"a {match}"
+            what = with_article(match)
         elif callable(match):
             what = "a matching message"
         else:
             what = "one of " + ", ".join(sorted(match))
         if correlation_id is not ANY:
-            what += f" with metadata.correlation_id = {correlation_id!r}"
+            what += f" with metadata.correlation_id = {json_text(correlation_id)}"
         return what
 
     def expect_error(
@@ -497,9 +533,9 @@ class Client:
             correlation_id=correlation_id,
             within=within,
             requirement=requirement,
-            description=f"an error with code {code!r}"
+            description=f"an error with code {json_text(code)}"
             + (
-                f" and metadata.correlation_id = {correlation_id!r}"
+                f" and metadata.correlation_id = {json_text(correlation_id)}"
                 if correlation_id is not ANY
                 else ""
             ),
@@ -509,8 +545,8 @@ class Client:
             raise self.failure(
                 requirement,
                 sent=self.describe_sent(correlation_id),
-                expected=f"an error with code {code!r}",
-                received=f"received an error with code {got!r}: {summarize(error)}",
+                expected=f"an error with code {json_text(code)}",
+                received=f"received {error_code_text(got)}: {summarize(error)}",
             )
         return error
 
@@ -541,8 +577,8 @@ class Client:
 
         started = self.transcript.now()
         found = self._wait(predicate, within, contradicts)
-        expected = f"an error with code {code!r}" + (
-            f" and metadata.correlation_id = {of!r}" if of is not None else ""
+        expected = f"an error with code {json_text(code)}" + (
+            f" and metadata.correlation_id = {json_text(of)}" if of is not None else ""
         )
         if found is None or found.message is None:
             silent = ["ERR-001", *self._ids_of(requirement)]
@@ -575,7 +611,7 @@ class Client:
                 requirement,
                 sent=sent,
                 expected=expected,
-                received=f"received an error with code {got!r}: {summarize(error)}",
+                received=f"received {error_code_text(got)}: {summarize(error)}",
             )
         if exactly_one:
             self.sync()

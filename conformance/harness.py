@@ -16,17 +16,47 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import orjson
 import pytest
 
 from conformance.client import ANY, SUBPROTOCOL, Client, Matcher, Message, open_websocket
 from conformance.failures import ConformanceFailure
+from conformance.frames import ConnectionState, FrameChecker
+from conformance.health import ServerHealth
 from conformance.http import HttpClient
 from conformance.profile import ServerProfile
+from conformance.results import feature_cause
 from conformance.target import Node, Target
 from conformance.tokens import DEFAULT_TTL, TokenSource, TokenUnavailable, token_source
 from conformance.transcript import Transcript
 
 DEFAULT_ROLES = ("user",)
+#: Frame problems listed in one failure (each schema violation is one problem).
+FRAME_PROBLEMS_SHOWN = 20
+
+
+class Inconclusive(pytest.skip.Exception):  # type: ignore[misc, name-defined]
+    """The check cannot judge its own requirements; ``blocked_by`` names what stopped it.
+
+    It derives from pytest's skip outcome so pytest stops the check quietly; the plugin
+    turns it into the ``inconclusive`` verdict, never into a skip.
+    """
+
+    def __init__(self, blocked_by: Sequence[str], reason: str) -> None:
+        super().__init__(reason, pytrace=False)
+        self.blocked_by = tuple(blocked_by)
+        self.reason = reason
+
+
+@dataclass
+class FrameFinding:
+    """A problem in server frames seen outside the checks it concerns, counted run-wide."""
+
+    requirement_ids: tuple[str, ...]
+    text: str
+    first_check: str
+    example: str
+    count: int = 1
 
 
 @dataclass
@@ -37,6 +67,15 @@ class Run:
     profile: ServerProfile
     tokens: TokenSource
     run_id: str = field(default_factory=lambda: secrets.token_hex(3))
+    health: ServerHealth | None = None
+    #: Features whose first request failed as "not implemented": feature -> why.
+    missing_features: dict[str, str] = field(default_factory=dict)
+    #: Features blocked by another missing feature: feature -> the blocking feature.
+    blocked_features: dict[str, str] = field(default_factory=dict)
+    #: Whether the frame audit runs at the end: then frame problems outside a check's
+    #: own requirements are collected for it instead of failing the check they appear in.
+    audit_frames: bool = False
+    frame_findings: dict[tuple[tuple[str, ...], str], FrameFinding] = field(default_factory=dict)
     _counter: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -44,6 +83,39 @@ class Run:
         with self._lock:
             number = next(self._counter)
         return f"{prefix}-{self.run_id}-{number}"
+
+    def feature_block(self, feature: str) -> tuple[str, str] | None:
+        """``(cause, reason)`` when checks of ``feature`` cannot be judged, else None."""
+        if feature in self.blocked_features:
+            other = self.blocked_features[feature]
+            return feature_cause(other), (
+                f"the feature {feature!r} needs {other!r}, which is not implemented"
+            )
+        if feature in self.missing_features:
+            return feature_cause(feature), (
+                f"the feature {feature!r} is not implemented: {self.missing_features[feature]}"
+            )
+        return None
+
+    def collect_welcome_problems(self, welcome: Message) -> None:
+        """The probe's welcome, judged like any frame: its problems reach the frame audit
+        even when the server dies before the first check connects."""
+        _, problems = FrameChecker().check(orjson.dumps(welcome).decode(), ConnectionState())
+        for problem in problems:
+            self.collect_frame_problem(
+                problem.requirement_ids, problem.text, "the kit's first connection", "probe"
+            )
+
+    def collect_frame_problem(
+        self, requirement_ids: tuple[str, ...], text: str, check: str, example: str
+    ) -> None:
+        key = (requirement_ids, text)
+        with self._lock:
+            found = self.frame_findings.get(key)
+            if found is None:
+                self.frame_findings[key] = FrameFinding(requirement_ids, text, check, example)
+            else:
+                found.count += 1
 
 
 def probe_profile(target: Target, tokens: TokenSource | None = None) -> ServerProfile:
@@ -76,7 +148,11 @@ def probe_profile(target: Target, tokens: TokenSource | None = None) -> ServerPr
     message, problem = decode_text_frame(first)
     if problem is not None or not isinstance(message, dict) or message.get("type") != "auth":
         raise ConnectionError(f"the first frame was not an auth welcome: {str(first)[:300]}")
-    return ServerProfile(message)
+    return ServerProfile(message, target.claimed_features)
+
+
+def not_checked_reason(feature: str) -> str:
+    return f"the feature {feature!r} is neither claimed by the target nor advertised in the welcome"
 
 
 @dataclass
@@ -192,8 +268,9 @@ class Harness:
                 received=f"the first message was a {first.get('type')}",
             )
         client.welcome = welcome
-        payload = welcome.get("payload") or {}
-        client.client_id = str(payload.get("clientId", ""))
+        payload = welcome.get("payload")
+        found = payload.get("clientId") if isinstance(payload, dict) else None
+        client.client_id = found if isinstance(found, str) else None
 
     def connect(
         self,
@@ -265,8 +342,19 @@ class Harness:
     # -- skipping ----------------------------------------------------------------------
 
     def require_feature(self, feature: str) -> None:
+        """Skip unless the feature is checked; block when it is known not to work."""
         if not self.profile.supports(feature):
-            pytest.skip(f"the server does not advertise the feature {feature!r} in its welcome")
+            pytest.skip(not_checked_reason(feature))
+        blocked = self.run.feature_block(feature)
+        if blocked is not None:
+            raise Inconclusive((blocked[0],), blocked[1])
+
+    def feature_missing(self, feature: str, why: str) -> None:
+        """Record that a feature's first request failed as not implemented."""
+        self.run.missing_features.setdefault(feature, why)
+
+    def feature_blocked(self, feature: str, by: str) -> None:
+        self.run.blocked_features.setdefault(feature, by)
 
     def needs_messages(self, count: int) -> None:
         """Skip when the check would send more messages per user than the server's rate
@@ -300,14 +388,30 @@ class Harness:
     # -- evidence ----------------------------------------------------------------------
 
     def frame_failure(self) -> ConformanceFailure | None:
-        """Everything wrong with the frames the server sent during the check, if anything."""
+        """Everything wrong with the frames the server sent during the check, if anything.
+
+        With the run's frame audit scheduled, a problem that concerns none of the check's
+        own requirements (a welcome without ``features`` in a ping check) is handed to the
+        audit, counted once per kind for the whole run, instead of failing this check.
+        """
         found = [(ids, f"{c.label}: {text}") for c in self.clients for ids, text in c.problems]
+        if self.run.audit_frames:
+            own = set(self.requirement_ids)
+            incidental = [
+                (problem_ids, text, c.label)
+                for c in self.clients
+                for problem_ids, text in c.problems
+                if not own & set(problem_ids)
+            ]
+            for problem_ids, text, label in incidental:
+                self.run.collect_frame_problem(problem_ids, text, self.check_name, label)
+            found = [(problem_ids, text) for problem_ids, text in found if own & set(problem_ids)]
         if not found:
             return None
         ids = [rid for requirement_ids, _ in found for rid in requirement_ids]
-        lines = [text for _, text in found[:5]]
-        if len(found) > 5:
-            lines.append(f"and {len(found) - 5} more")
+        lines = [text for _, text in found[:FRAME_PROBLEMS_SHOWN]]
+        if len(found) > FRAME_PROBLEMS_SHOWN:
+            lines.append(f"and {len(found) - FRAME_PROBLEMS_SHOWN} more")
         return ConformanceFailure(
             ids,
             expected="every message the server sends to match the server schemas and rules",

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import threading
 import time
+import traceback
 from collections.abc import Generator, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -27,17 +28,45 @@ import pytest
 from conformance.baseline import Baseline
 from conformance.failures import ConformanceFailure
 from conformance.generation import settings as run_settings
-from conformance.harness import Harness, Run, probe_profile
+from conformance.harness import Harness, Inconclusive, Run, not_checked_reason, probe_profile
+from conformance.health import Outage, ServerHealth
+from conformance.preflight import preflight
 from conformance.profile import ServerProfile
-from conformance.reports import build_report, write_reports
-from conformance.results import CheckResult, counts_as_failure, judge, requirement_results
+from conformance.redact import redact
+from conformance.reports import build_report, rewrite_junit, write_reports
+from conformance.results import (
+    FEATURE_PREFIX,
+    SERVER_UNREACHABLE,
+    CheckResult,
+    counts_as_failure,
+    feature_cause,
+    judge,
+    requirement_results,
+    root_causes,
+    skip_causes,
+)
 from conformance.target import Target, TargetError, load_target
 from conformance.tokens import token_source
 from rep_spec import requirements
 
 HARNESS_KEY = pytest.StashKey[Harness]()
 RESULT_KEY = pytest.StashKey[CheckResult]()
+STARTED_KEY = pytest.StashKey[float]()
 RECORDER_NAME = "rep-conformance-recorder"
+
+#: Exit statuses of a run (README "Exit status"); pytest's own 0, 1 and 5 keep theirs.
+EXIT_UNREACHABLE = 3
+EXIT_TARGET = 4
+
+
+class RunAborted(Exception):
+    """The run cannot start checking: the server is unreachable or the target is wrong."""
+
+    def __init__(self, reason: str, exit_status: int) -> None:
+        reason = redact(reason)  # the probe's error may quote what the server sent
+        super().__init__(reason)
+        self.reason = reason
+        self.exit_status = exit_status
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -94,6 +123,13 @@ def pytest_configure(config: pytest.Config) -> None:
         "runs alongside the others",
     )
     config.addinivalue_line("markers", "load: the load check, run only with --rep-profile load")
+    config.addinivalue_line(
+        "markers",
+        "feature_entry(name): a feature's first request; runs before the other checks",
+    )
+    config.addinivalue_line(
+        "markers", "frame_audit: the run-wide frame audit; runs after the other checks"
+    )
     config.pluginmanager.register(Recorder(config), RECORDER_NAME)
 
 
@@ -112,6 +148,12 @@ def is_check(item: pytest.Item) -> bool:
     return item.get_closest_marker("requirements") is not None or (
         item.get_closest_marker("informational") is not None
     )
+
+
+def entry_feature(item: pytest.Item) -> str | None:
+    """The feature whose first request this check sends, for feature-entry checks."""
+    mark = item.get_closest_marker("feature_entry")
+    return str(mark.args[0]) if mark is not None and mark.args else None
 
 
 def needed_features(item: pytest.Item) -> list[str]:
@@ -144,6 +186,8 @@ class Recorder:
         self.items: list[pytest.Item] = []
         self.background: dict[str, BackgroundCheck] = {}
         self.report_paths: list[Path] = []
+        self.aborted: RunAborted | None = None
+        self.exit_status: int | None = None
         target_path = config.getoption("rep_target")
         if target_path:
             try:
@@ -203,6 +247,16 @@ class Recorder:
             if deselected:
                 config.hook.pytest_deselected(items=deselected)
             items[:] = keep
+        # Feature entries first (they gate the rest), the frame audit last (it sums up).
+        items.sort(
+            key=lambda item: (
+                0
+                if item.get_closest_marker("feature_entry")
+                else 2
+                if item.get_closest_marker("frame_audit")
+                else 1
+            )
+        )
 
     def pytest_collection_finish(self, session: pytest.Session) -> None:
         self.items = [item for item in session.items if is_check(item)]
@@ -216,14 +270,43 @@ class Recorder:
             try:
                 profile: ServerProfile = probe_profile(self.target, tokens)
             except (ConnectionError, OSError) as exc:
-                pytest.exit(
-                    f"rep-conformance: cannot check {self.target.node.ws_url}: {exc}", returncode=3
+                raise RunAborted(
+                    f"cannot check {self.target.node.ws_url}: {exc}", EXIT_UNREACHABLE
+                ) from exc
+            problems = preflight(self.target, profile, tokens)
+            if problems:
+                raise RunAborted(
+                    "the target file does not match the server; fix " + "; ".join(problems),
+                    EXIT_TARGET,
                 )
             self.run = Run(self.target, profile, tokens)
+            self.run.health = ServerHealth(self.target, tokens)
+            self.run.collect_welcome_problems(profile.welcome)
+            self.run.audit_frames = any(
+                item.get_closest_marker("frame_audit") is not None for item in self.items
+            )
             for item in self.items:
                 if item.get_closest_marker("background") is not None:
                     self.background[item.nodeid] = BackgroundCheck.start(item, self.run)
         return self.run
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_runtestloop(self, session: pytest.Session) -> bool | None:
+        """Reach the server and check the target before the first check, or stop cleanly."""
+        if not self.active or session.config.option.collectonly:
+            return None
+        if not any({"rep", "rep_run"} & set(getattr(i, "fixturenames", ())) for i in self.items):
+            return None  # checks that never talk to a server need no probe
+        try:
+            self.session_run()
+        except RunAborted as exc:
+            self.aborted = exc
+            self.exit_status = exc.exit_status
+            reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+            if reporter is not None:
+                reporter.write_line(f"rep-conformance: run stopped before checking: {exc.reason}")
+            return True
+        return None
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_pyfunc_call(self, pyfuncitem: pytest.Function) -> bool | None:
@@ -245,6 +328,12 @@ class Recorder:
                 if extra is not None:
                     exc.absorb(extra)
                 exc.replay = self._replay(item)
+            if not isinstance(exc, pytest.skip.Exception) and self.run is not None:
+                health = self.run.health
+                if health is not None:
+                    health.after_failure(
+                        check_id_of(item), harness.transcript if harness is not None else None
+                    )
             raise
         harness = item.stash.get(HARNESS_KEY, None)
         if harness is not None:
@@ -276,22 +365,30 @@ class Recorder:
     ) -> CheckResult:
         marked = marked_requirements(item)
         harness = item.stash.get(HARNESS_KEY, None)
+        exc = call.excinfo.value if call.excinfo is not None else None
         failed: tuple[str, ...] = ()
+        blocked: tuple[str, ...] = ()
+        went_away = False
         message = ""
-        if report.skipped:
+        if isinstance(exc, Inconclusive):
+            blocked, message = exc.blocked_by, exc.reason
+        elif report.skipped:
             longrepr = report.longrepr
             message = str(longrepr[2]) if isinstance(longrepr, tuple) else str(longrepr)
             message = message.removeprefix("Skipped: ")
         elif report.failed:
-            exc = call.excinfo.value if call.excinfo is not None else None
             if isinstance(exc, ConformanceFailure):
                 failed = exc.requirement_ids
                 message = str(exc)
             else:
                 failed = marked
-                message = (
-                    f"{type(exc).__name__}: {exc}" if exc is not None else str(report.longrepr)
-                )
+                message = kit_error_text(exc) if exc is not None else "the check failed"
+            outage = self._outage_since(item)
+            if outage is not None:
+                went_away = outage.check == check_id_of(item)
+                failed, blocked = (), (SERVER_UNREACHABLE,)
+                first = message.splitlines()[0] if message else ""
+                message = outage.describe() + (f"\n(the check saw: {first})" if first else "")
         result = CheckResult(
             check_id=check_id_of(item),
             nodeid=item.nodeid,
@@ -304,9 +401,30 @@ class Recorder:
             transcript=harness.transcript.to_dicts() if harness is not None else [],
             figures=dict(harness.figures) if harness is not None else {},
             replay=self._replay(item) if report.failed else None,
+            blocked_by=blocked,
+            server_went_away=went_away,
         )
         result.verdict, result.baseline_reason = judge(result, self.baseline)
+        self._note_feature(item, result)
         return result
+
+    def _outage_since(self, item: pytest.Item) -> Outage | None:
+        health = self.run.health if self.run is not None else None
+        if health is None:
+            return None
+        started = item.stash.get(STARTED_KEY, None)
+        if item.get_closest_marker("background") is not None:
+            started = self.started
+        return health.went_away_since(started) if started is not None else None
+
+    def _note_feature(self, item: pytest.Item, result: CheckResult) -> None:
+        """A feature entry blocked by another missing feature blocks its own checks too."""
+        feature = entry_feature(item)
+        if feature is None or self.run is None or result.verdict != "inconclusive":
+            return
+        for cause in result.blocked_by:
+            if cause.startswith(FEATURE_PREFIX) and cause != feature_cause(feature):
+                self.run.blocked_features.setdefault(feature, cause.removeprefix(FEATURE_PREFIX))
 
     def _replay(self, item: pytest.Item) -> str:
         target = self.target.source if self.target and self.target.source else "TARGET.yaml"
@@ -315,22 +433,63 @@ class Recorder:
     def _shape(self, item: pytest.Item, report: pytest.TestReport, result: CheckResult) -> None:
         item.user_properties.append(("requirements", " ".join(result.requirement_ids)))
         item.user_properties.append(("verdict", result.verdict))
+        if result.blocked_by:
+            item.user_properties.append(("blocked_by", " ".join(result.blocked_by)))
         harness = item.stash.get(HARNESS_KEY, None)
         if result.verdict in ("fail", "warn", "baselined", "stale") and harness is not None:
-            report.sections.append(("REP transcript", harness.transcript.render()))
+            report.sections.append(("REP transcript", console_transcript(harness)))
+        where = (str(item.path), item.location[1] or 0)
         if result.verdict == "stale":
             report.outcome = "failed"
             report.longrepr = f"stale baseline: {result.baseline_reason}"
         elif result.verdict == "baselined":
             report.outcome = "skipped"
             report.wasxfail = f"baselined: {result.baseline_reason}"
+        elif result.verdict == "inconclusive":
+            report.outcome = "skipped"
+            causes = ", ".join(result.blocked_by)
+            first = result.message.splitlines()[0] if result.message else ""
+            report.longrepr = (*where, f"inconclusive (blocked by {causes}): {first}")
         elif result.verdict == "warn" and not self.strict:
             report.outcome = "skipped"
             ids = ", ".join(result.failed_requirements)
             first = result.message.splitlines()[0] if result.message else ""
             report.wasxfail = f"SHOULD not met ({ids}): {first}"
+        elif result.verdict in ("fail", "warn"):
+            report.longrepr = result.message
 
     # -- finishing ---------------------------------------------------------------------
+
+    def explanations(self) -> dict[str, str]:
+        """Titles of the root causes that are not requirements."""
+        notes: dict[str, str] = {}
+        if self.run is None:
+            return notes
+        health = self.run.health
+        if health is not None and health.outages:
+            first = health.outages[0]
+            notes[SERVER_UNREACHABLE] = f"the server stopped answering during {first.check}" + (
+                f" (it answered again before {first.ended_before})" if first.ended_before else ""
+            )
+        for feature, why in self.run.missing_features.items():
+            notes[feature_cause(feature)] = f"feature {feature!r} is not implemented: {why}"
+        return notes
+
+    def failing(self, session: pytest.Session) -> bool:
+        found = requirement_results(self.results)
+        broken = {"fail", "warn"} if self.strict else {"fail"}
+        return (
+            any(counts_as_failure(c.verdict, self.strict) for c in self.results)
+            or any(r.verdict in broken for r in found)
+            or bool(self.stale_entries)
+            or self.aborted is not None
+            or self.outages_seen()
+            or session.exitstatus not in (0, 5)
+        )
+
+    def outages_seen(self) -> bool:
+        health = self.run.health if self.run is not None else None
+        return bool(health is not None and health.outages)
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
@@ -343,10 +502,15 @@ class Recorder:
             {"entry": entry.key, "reason": entry.reason}
             for entry in self.baseline.stale_requirement_entries(passed, failed)
         ]
-        failing = any(counts_as_failure(c.verdict, self.strict) for c in self.results)
-        if self.stale_entries and session.exitstatus == pytest.ExitCode.OK:
+        failing = self.failing(session)
+        if self.aborted is not None:
+            session.exitstatus = self.aborted.exit_status
+        elif self.outages_seen():
+            session.exitstatus = EXIT_UNREACHABLE
+        elif failing and session.exitstatus == pytest.ExitCode.OK:
             session.exitstatus = pytest.ExitCode.TESTS_FAILED
         if self.report_dir is not None:
+            health = self.run.health if self.run is not None else None
             report = build_report(
                 results=self.results,
                 requirement_results=found,
@@ -356,35 +520,97 @@ class Recorder:
                 started_at=self.started_at,
                 duration=time.monotonic() - self.started,
                 stale_entries=self.stale_entries,
-                failing=failing or bool(self.stale_entries) or session.exitstatus not in (0, 5),
+                failing=failing,
+                root_causes=[c.to_dict() for c in root_causes(self.results, self.explanations())],
+                skip_causes=skip_causes(self.results),
+                aborted=self.aborted.reason if self.aborted is not None else None,
+                outages=[o.to_dict() for o in health.outages] if health is not None else [],
+                exit_status=int(session.exitstatus),
             )
             self.report_paths = write_reports(report, self.report_dir)
 
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
-        if not self.active or not self.results:
+        if not self.active:
             return
         write = terminalreporter.write_line
         terminalreporter.section("REP conformance")
-        by_verdict: dict[str, int] = {}
-        for result in self.results:
-            by_verdict[result.verdict] = by_verdict.get(result.verdict, 0) + 1
-        write("checks: " + ", ".join(f"{n} {v}" for v, n in sorted(by_verdict.items())))
-        found = requirement_results(self.results)
-        req_counts: dict[str, int] = {}
-        for r in found:
-            if r.verdict not in ("not-checked", "out-of-scope"):
-                req_counts[r.verdict] = req_counts.get(r.verdict, 0) + 1
-        write("requirements: " + ", ".join(f"{n} {v}" for v, n in sorted(req_counts.items())))
-        for r in found:
-            if r.verdict in ("fail", "warn"):
-                write(
-                    f"  {r.verdict.upper():5} {r.requirement.id} ({r.requirement.level}): "
-                    f"{r.requirement.text}"
-                )
+        if self.aborted is not None:
+            write(f"run stopped before checking: {self.aborted.reason}")
+        if self.results:
+            by_verdict: dict[str, int] = {}
+            for result in self.results:
+                by_verdict[result.verdict] = by_verdict.get(result.verdict, 0) + 1
+            write("checks: " + ", ".join(f"{n} {v}" for v, n in sorted(by_verdict.items())))
+            found = requirement_results(self.results)
+            req_counts: dict[str, int] = {}
+            for r in found:
+                if r.verdict not in ("not-checked", "out-of-scope"):
+                    req_counts[r.verdict] = req_counts.get(r.verdict, 0) + 1
+            write("requirements: " + ", ".join(f"{n} {v}" for v, n in sorted(req_counts.items())))
+            if self.run is not None and self.run.profile.checks_every_feature:
+                write(f"features: {self.run.profile.feature_basis()}")
+            causes = root_causes(self.results, self.explanations())
+            if causes:
+                write("fix first:")
+                for rank, cause in enumerate(causes[:FIX_FIRST_SHOWN], 1):
+                    costs = []
+                    if cause.blocked:
+                        costs.append(f"blocks {len(cause.blocked)}")
+                    if cause.failed:
+                        costs.append(f"fails {len(cause.failed)}")
+                    write(
+                        f"  {rank}. {cause.key} ({cause.level}, {', '.join(costs)}): {cause.title}"
+                    )
+                    first = cause.message.splitlines()[0] if cause.message else ""
+                    if first:
+                        write(f"     {first}")
+                if len(causes) > FIX_FIRST_SHOWN:
+                    write(f"  ... and {len(causes) - FIX_FIRST_SHOWN} more in the reports")
+            skipped = skip_causes(self.results)
+            if skipped:
+                write("skipped:")
+                for entry in skipped:
+                    write(f"  {entry['checks']:4} {entry['reason']}")
         for entry in self.stale_entries:
             write(f"  STALE baseline {entry['entry']}: {entry['reason']}")
         for path in self.report_paths:
             write(f"report: {path}")
+
+    def pytest_unconfigure(self, config: pytest.Config) -> None:
+        """Give CI viewers the kit's verdicts: junit.xml is rewritten after pytest wrote it."""
+        xml_path = getattr(config.option, "xmlpath", None)
+        if not self.active or not xml_path or not Path(xml_path).exists():
+            return
+        rewrite_junit(Path(xml_path), [r.to_dict() for r in self.results], self.strict)
+
+
+FIX_FIRST_SHOWN = 10
+#: Transcript entries a console failure shows; the reports keep the whole transcript.
+CONSOLE_TRANSCRIPT = 12
+
+
+def console_transcript(harness: Harness) -> str:
+    entries = harness.transcript.entries()
+    shown = "\n".join(entry.render() for entry in entries[-CONSOLE_TRANSCRIPT:])
+    if len(entries) > CONSOLE_TRANSCRIPT:
+        earlier = len(entries) - CONSOLE_TRANSCRIPT
+        shown = f"({earlier} earlier entries in report.html)\n" + shown
+    return shown
+
+
+def kit_error_text(exc: BaseException) -> str:
+    """An unexpected exception, in one line and the kit's location: no traceback, no locals."""
+    frames = traceback.extract_tb(exc.__traceback__)
+    where = next(
+        (
+            f"{Path(f.filename).name}:{f.lineno}"
+            for f in reversed(frames)
+            if "conformance" in f.filename
+        ),
+        None,
+    )
+    text = f"the check stopped on an unexpected {type(exc).__name__}: {exc}"
+    return text + (f" (in {where})" if where else "")
 
 
 def recorder_of(config: pytest.Config) -> Recorder:
@@ -414,11 +640,7 @@ class BackgroundCheck:
 
     def _run(self) -> None:
         try:
-            for feature in needed_features(self.item):
-                if not self.harness.profile.supports(feature):
-                    pytest.skip(
-                        f"the server does not advertise the feature {feature!r} in its welcome"
-                    )
+            gate(self.item, self.harness.run)
             params = getattr(self.item, "callspec", None)
             kwargs: dict[str, Any] = dict(params.params) if params is not None else {}
             function: Any = getattr(self.item, "obj")  # noqa: B009 - pytest.Function attribute
@@ -443,24 +665,43 @@ class BackgroundCheck:
 @pytest.fixture(scope="session")
 def rep_run(request: pytest.FixtureRequest) -> Run:
     """The session's target, token source and server profile."""
-    return recorder_of(request.config).session_run()
+    try:
+        return recorder_of(request.config).session_run()
+    except RunAborted as exc:
+        pytest.exit(f"rep-conformance: {exc.reason}", returncode=exc.exit_status)
 
 
 @pytest.fixture
 def rep(request: pytest.FixtureRequest, rep_run: Run) -> Iterator[Harness]:
-    """The harness of one check; skips checks whose features the server lacks."""
+    """The harness of one check; skips checks of features neither claimed nor advertised,
+    and blocks checks that cannot be judged (server gone, feature not implemented)."""
     item = request.node
+    item.stash[STARTED_KEY] = time.monotonic()
     background = recorder_of(request.config).background.get(item.nodeid)
     if background is not None:
         item.stash[HARNESS_KEY] = background.harness
         yield background.harness
         return
-    for feature in needed_features(item):
-        if not rep_run.profile.supports(feature):
-            pytest.skip(f"the server does not advertise the feature {feature!r} in its welcome")
+    gate(item, rep_run)
     harness = Harness(rep_run, marked_requirements(item), item.name)
     item.stash[HARNESS_KEY] = harness
     try:
         yield harness
     finally:
         harness.close()
+
+
+def gate(item: pytest.Item, run: Run) -> None:
+    """Skip, or raise :class:`Inconclusive`, before a check that cannot be judged."""
+    health = run.health
+    if health is not None and item.get_closest_marker("frame_audit") is None:
+        outage = health.before_check(check_id_of(item))
+        if outage is not None:
+            raise Inconclusive((SERVER_UNREACHABLE,), f"server unreachable since {outage.check}")
+    own = entry_feature(item)
+    for feature in needed_features(item):
+        if not run.profile.supports(feature):
+            pytest.skip(not_checked_reason(feature))
+        blocked = run.feature_block(feature) if feature != own else None
+        if blocked is not None:
+            raise Inconclusive((blocked[0],), blocked[1])

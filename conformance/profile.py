@@ -1,7 +1,10 @@
 """What the server says about itself: the welcome of a probe connection, read once a run.
 
 Checks size their expectations from it (heartbeat interval, message size limit, rate
-limit) and skip features the server does not advertise.
+limit). The features the kit checks are those the target claims together with those the
+welcome advertises (``core`` always): a server cannot pass more of the kit by advertising
+less. When neither side says anything usable (no ``features`` in the target, no valid list
+in the welcome), every feature is checked, and the report says so first.
 """
 
 from __future__ import annotations
@@ -15,9 +18,14 @@ from rep_spec import catalog
 CORE_FEATURE = "core"
 
 
+def known_features() -> frozenset[str]:
+    return frozenset(catalog().features)
+
+
 @dataclass(frozen=True)
 class ServerProfile:
     welcome: dict[str, Any]
+    claimed: frozenset[str] | None = None
 
     @property
     def payload(self) -> dict[str, Any]:
@@ -25,16 +33,52 @@ class ServerProfile:
         return payload if isinstance(payload, dict) else {}
 
     @property
-    def features(self) -> frozenset[str]:
+    def advertised(self) -> frozenset[str] | None:
+        """The welcome's feature list, or None when it is missing or not a list of names."""
         listed = self.payload.get("features")
-        return (
-            frozenset(f for f in listed if isinstance(f, str))
-            if isinstance(listed, list)
-            else frozenset()
-        )
+        if not isinstance(listed, list) or not all(isinstance(f, str) for f in listed):
+            return None
+        return frozenset(listed)
+
+    @property
+    def features(self) -> frozenset[str]:
+        """What the welcome advertises (empty when its list is missing or invalid)."""
+        return self.advertised or frozenset()
+
+    def advertises(self, feature: str) -> bool:
+        return feature == CORE_FEATURE or feature in self.features
+
+    @property
+    def checks_every_feature(self) -> bool:
+        """Neither the target nor the welcome says which features exist: check them all."""
+        return self.claimed is None and self.advertised is None
+
+    @property
+    def checked_features(self) -> frozenset[str]:
+        if self.checks_every_feature:
+            return known_features()
+        return frozenset({CORE_FEATURE}) | self.features | (self.claimed or frozenset())
 
     def supports(self, feature: str) -> bool:
-        return feature == CORE_FEATURE or feature in self.features
+        """Whether the kit checks the feature: claimed, advertised, or nothing said."""
+        return feature in self.checked_features
+
+    def feature_basis(self) -> str:
+        """One sentence for the report: where the checked features come from."""
+        if self.checks_every_feature:
+            return (
+                "every feature is checked: the target file claims none and the welcome "
+                "lists no valid features"
+            )
+        if self.claimed is not None and self.advertised is None:
+            return "the claimed features are checked: the welcome lists no valid features"
+        unadvertised = sorted((self.claimed or frozenset()) - self.features - {CORE_FEATURE})
+        if unadvertised:
+            return (
+                "claimed and advertised features are checked; claimed but not advertised: "
+                + ", ".join(unadvertised)
+            )
+        return "the claimed and advertised features are checked"
 
     @property
     def protocol_version(self) -> str:
@@ -67,6 +111,10 @@ class ServerProfile:
         return {
             "protocolVersion": self.protocol_version,
             "features": sorted(self.features),
+            "featuresListed": self.advertised is not None,
+            "checkedFeatures": sorted(self.checked_features),
+            "claimedFeatures": sorted(self.claimed) if self.claimed is not None else None,
+            "featureBasis": self.feature_basis(),
             "heartbeatIntervalMs": self.heartbeat_interval_ms,
             "maxMessageBytes": self.max_message_bytes,
             "rateLimitWindowMs": self.rate_window_ms,

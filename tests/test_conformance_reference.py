@@ -50,6 +50,11 @@ DECLARED_SKIPS = {
 KNOWN_REFERENCE_FAILURES: list[dict[str, str]] = []
 
 
+def claimed_by(variant: Variant) -> list[str]:
+    """The features a variant's target claims: the usual ones, minus what it hides."""
+    return [f for f in CLAIMED if f not in variant.unclaimed]
+
+
 @contextmanager
 def served(core: type[ServerCore] = ServerCore) -> Iterator[dict[str, Any]]:
     """A reference server (or variant) in this process; yields the target file content."""
@@ -182,7 +187,7 @@ class Apart:
             "ws_url": address["ws_url"],
             "http_url": address["http_url"],
             "tokens": {"jwt": {"secret": address["secret"]}},
-            "features": CLAIMED,
+            "features": claimed_by(self.variant),
             "fixtures": self.fixtures,
             "timeouts": {"answer": 2.0, "silence": 0.25},
         }
@@ -212,7 +217,12 @@ def variant_runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[in
                 apart[variant.name] = Apart(variant, root / f"{variant.name}-server")
                 stack.callback(apart[variant.name].stop)
         jobs = [
-            (v, apart[v.name].target() if v.name in apart else stack.enter_context(served(v.core)))
+            (
+                v,
+                apart[v.name].target()
+                if v.name in apart
+                else {**stack.enter_context(served(v.core)), "features": claimed_by(v)},
+            )
             for v in ordered
         ]
         batches = [jobs[index::KIT_PROCESSES] for index in range(KIT_PROCESSES)]

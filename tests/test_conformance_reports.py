@@ -11,6 +11,7 @@ from typing import Any
 
 from conformance.baseline import Baseline
 from conformance.reports import build_report, render_html, render_markdown, write_reports
+from conformance.reports.model import REQUIREMENT_URL
 from conformance.results import CheckResult, judge, requirement_results
 from rep_spec import requirements
 
@@ -98,10 +99,15 @@ class _Structure(HTMLParser):
         super().__init__()
         self.tags: list[str] = []
         self.sources: list[str] = []
+        self.links: list[str] = []
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
         self.tags.append(tag)
-        self.sources += [v or "" for k, v in attrs if k in ("src", "href") and v]
+        found = [v or "" for k, v in attrs if k in ("src", "href") and v]
+        if tag == "a":
+            self.links += found
+        else:
+            self.sources += found
 
 
 def test_the_html_report_is_escaped_and_self_contained(tmp_path: Path) -> None:
@@ -109,7 +115,10 @@ def test_the_html_report_is_escaped_and_self_contained(tmp_path: Path) -> None:
     parser = _Structure()
     parser.feed(html)
     assert "script" not in parser.tags
-    assert all(s.startswith("#") for s in parser.sources), parser.sources
+    assert not parser.sources, "no external resources: styles are inline, no scripts"
+    spec_site = REQUIREMENT_URL.split("{id}")[0]
+    assert all(link.startswith(("#", spec_site)) for link in parser.links), parser.links
+    assert f'href="{REQUIREMENT_URL.format(id="CHAT-003")}"' in html
     assert HOSTILE not in html
     assert "&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt;" in html
     assert 'id="CHAT-003"' in html and "0.001s" in html and "FAIL" in html
@@ -119,9 +128,9 @@ def test_the_html_report_is_escaped_and_self_contained(tmp_path: Path) -> None:
 def test_the_markdown_summary_keeps_tables_intact() -> None:
     text = render_markdown(sample_report())
     assert text.startswith("## ❌ REP 1.0 conformance: FAIL")
-    finding = next(line for line in text.splitlines() if line.startswith("| CHAT-003"))
+    finding = next(line for line in text.splitlines() if line.startswith("| [CHAT-003]"))
     cells = re.split(r"(?<!\\)\|", finding)
-    assert len(cells) == 7, finding
+    assert len(cells) == 6, finding
     assert "<script>" not in text
     assert "requirement AUTH-012" in text
 

@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 from conformance import spec
+from conformance.client import json_text
 from conformance.harness import Attempt, Harness
 from conformance.tokens import DEFAULT_TTL, standard_claims, tampered, unsigned_token
 from rep_spec import catalog
@@ -39,13 +40,21 @@ def accepted_as(rep: Harness, attempt: Attempt, user: str, requirement: str, sen
             expected="HTTP 101 and a welcome",
             received=f"HTTP {attempt.status}",
         )
-    got = attempt.client.welcome.get("payload", {}).get("userId")
+    payload = attempt.client.welcome.get("payload")
+    if not isinstance(payload, dict) or "userId" not in payload:
+        raise rep.fail(
+            "AUTH-010",
+            sent=sent,
+            expected="a welcome with userId, which tells whose token the server used",
+            received="a welcome without userId",
+        )
+    got = payload.get("userId")
     if got != user:
         raise rep.fail(
             requirement,
             sent=sent,
-            expected=f"the welcome's userId to be {user!r}",
-            received=f"userId {got!r}",
+            expected=f"the welcome's userId to be {json_text(user)}",
+            received=f"userId {json_text(got)}",
         )
 
 
@@ -183,7 +192,8 @@ def test_cookie_tokens_from_unlisted_origins_are_refused_with_403(
     """A cookie token with no Origin, or an Origin off the allow-list: 403."""
     token = rep.token(rep.user())
     attempt = rep.attempt(token, via="cookie", origin=origin)
-    refused(rep, attempt, FORBIDDEN, "AUTH-009", f"a cookie token with Origin {origin!r}")
+    shown = f"Origin {json_text(origin)}" if origin is not None else "no Origin"
+    refused(rep, attempt, FORBIDDEN, "AUTH-009", f"a cookie token with {shown}")
 
 
 @pytest.mark.requirements("AUTH-009")
@@ -194,7 +204,7 @@ def test_cookie_tokens_from_an_allowed_origin_are_accepted(rep: Harness) -> None
         pytest.skip("the target file names no fixtures.allowed_origin")
     user = rep.user()
     attempt = rep.attempt(rep.token(user), via="cookie", origin=origin)
-    accepted_as(rep, attempt, user, "AUTH-009", f"a cookie token with Origin {origin!r}")
+    accepted_as(rep, attempt, user, "AUTH-009", f"a cookie token with Origin {json_text(origin)}")
 
 
 @pytest.mark.requirements("AUTH-010")
@@ -202,7 +212,8 @@ def test_the_welcome_describes_the_connection_and_the_server(rep: Harness) -> No
     """First message: auth, connected, this clientId, the token's user, version, limits."""
     user = rep.user()
     client = rep.connect(user)
-    payload = client.welcome.get("payload", {})
+    payload = client.welcome.get("payload")
+    payload = payload if isinstance(payload, dict) else {}
     checks = {
         "status": (payload.get("status"), "connected"),
         "userId": (payload.get("userId"), user),
@@ -211,26 +222,45 @@ def test_the_welcome_describes_the_connection_and_the_server(rep: Harness) -> No
             str(catalog().major_version),
         ),
     }
-    for name, (got, want) in checks.items():
-        if got != want:
-            raise rep.fail("AUTH-010", expected=f"{name} = {want!r}", received=f"{name} = {got!r}")
-    if not payload.get("clientId"):
-        raise rep.fail("AUTH-010", expected="a clientId", received=f"payload {payload!r}")
+    wrong = [
+        f"{name} = {json_text(got)} (expected {json_text(want)})"
+        for name, (got, want) in checks.items()
+        if got != want
+    ]
+    if not isinstance(payload.get("clientId"), str) or not payload.get("clientId"):
+        wrong.append(f"clientId = {json_text(payload.get('clientId'))} (expected a clientId)")
+    if wrong:
+        raise rep.fail(
+            "AUTH-010",
+            expected="a welcome with status connected, the token's userId, a clientId and "
+            "the protocol's major version",
+            received="; ".join(wrong),
+        )
 
 
 @pytest.mark.requirements("AUTH-010")
 def test_the_features_the_target_claims_are_advertised(rep: Harness) -> None:
-    """Every feature the target file claims appears in the welcome's features."""
+    """The welcome lists its features, and every feature the target file claims is there."""
     claimed = rep.target.claimed_features
+    listed = rep.profile.advertised
+    if listed is None:
+        raise rep.fail(
+            "AUTH-010",
+            expected="the welcome to list the features the server implements "
+            "(payload.features, an array of feature names)",
+            received=f"features = {json_text(rep.profile.payload.get('features'))}; the kit "
+            + ("checks the claimed features" if claimed is not None else "checks every feature"),
+        )
     if claimed is None:
         pytest.skip("the target file claims no features; the welcome's list is taken as is")
-    missing = sorted(f for f in claimed if not rep.profile.supports(f))
+    missing = sorted(f for f in claimed if not rep.profile.advertises(f))
     rep.record("features advertised but not claimed", sorted(rep.profile.features - claimed))
     if missing:
         raise rep.fail(
             "AUTH-010",
-            expected=f"the welcome to list the claimed features {sorted(claimed)}",
-            received=f"it lists {sorted(rep.profile.features)}; missing {missing}",
+            expected=f"the welcome to list the claimed features {json_text(sorted(claimed))}",
+            received=f"it lists {json_text(sorted(listed))}; missing {json_text(missing)} "
+            "(checked anyway, as claimed)",
         )
 
 

@@ -8,7 +8,7 @@ import time
 import pytest
 
 from conformance import spec, steps
-from conformance.client import Client
+from conformance.client import Client, json_text
 from conformance.harness import Harness
 
 HEARTBEAT_TIMEOUT = spec.close_code("heartbeat_timeout")
@@ -22,7 +22,7 @@ def heartbeat_interval(rep: Harness, client: Client) -> float:
         raise rep.fail(
             "AUTH-010",
             expected="the welcome to advertise heartbeatIntervalMs",
-            received=f"heartbeatIntervalMs = {interval_ms!r}",
+            received=f"heartbeatIntervalMs = {json_text(interval_ms)}",
         )
     interval = interval_ms / 1000
     budget = rep.target.budgets.max_heartbeat_wait

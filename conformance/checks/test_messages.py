@@ -14,7 +14,7 @@ import pytest
 
 from conformance import spec, steps
 from conformance.client import Client
-from conformance.harness import Harness
+from conformance.harness import Harness, Inconclusive
 from rep_spec import catalog
 
 UNKNOWN_TYPE = spec.error_code("unknown_type")
@@ -153,8 +153,15 @@ def test_types_of_an_unadvertised_feature_are_answered_with_unknown_type(
 ) -> None:
     """When the welcome does not list a feature, its client types count as unknown, even
     with payloads the schemas accept (taken from the spec's test vectors)."""
-    if rep.profile.supports(feature):
+    if rep.profile.advertises(feature):
         pytest.skip(f"the server advertises {feature!r}; nothing to check")
+    if rep.profile.supports(feature):
+        claim = "claims it" if rep.target.claimed_features else "claims no features"
+        raise Inconclusive(
+            ("AUTH-010",),
+            f"the welcome does not list {feature!r} but the target {claim}: "
+            "whether the server serves it unadvertised cannot be judged",
+        )
     client = rep.connect()
     for type_name in spec.client_types_of_feature(feature):
         sent = client.send(type_name, spec.valid_client_payload(type_name))

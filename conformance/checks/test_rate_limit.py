@@ -11,7 +11,7 @@ import time
 import pytest
 
 from conformance import spec, steps
-from conformance.client import Client, Message, summarize
+from conformance.client import Client, Message, json_text, summarize
 from conformance.harness import Harness
 
 RATE_LIMITED = spec.error_code("rate_limited")
@@ -25,7 +25,8 @@ def rate_limit(rep: Harness) -> tuple[int, float]:
         raise rep.fail(
             "AUTH-010",
             expected="the welcome to advertise limits.rateLimit",
-            received=f"{rep.profile.figures()}",
+            received="limits.rateLimit = "
+            + json_text((rep.profile.payload.get("limits") or {}).get("rateLimit")),
         )
     budget = rep.target.budgets.max_rate_messages
     if count > budget:

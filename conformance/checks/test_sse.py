@@ -20,7 +20,7 @@ from conformance import spec, steps
 from conformance.failures import ConformanceFailure
 from conformance.frames import check_http_body
 from conformance.generation.sse import SseError, SseEvent, SseStream
-from conformance.harness import Harness
+from conformance.harness import Harness, Inconclusive
 
 CONNECT = spec.permission("websocket:connect")
 UNAUTHORIZED = spec.error_code("unauthorized")
@@ -388,7 +388,9 @@ def test_comment_lines_arrive_at_least_once_per_heartbeat_interval(rep: Harness)
     stream = steps.require_stream(rep)
     interval_ms = rep.profile.heartbeat_interval_ms
     if interval_ms is None or interval_ms <= 0:
-        pytest.skip("the welcome advertises no heartbeatIntervalMs to size the wait")
+        raise Inconclusive(
+            ("AUTH-010",), "the welcome advertises no heartbeatIntervalMs to size the wait"
+        )
     interval = interval_ms / 1000
     if 2.5 * interval > rep.target.budgets.max_heartbeat_wait:
         pytest.skip(f"2.5 heartbeat intervals ({2.5 * interval:g} s) exceed the wait budget")

@@ -6,7 +6,7 @@ import orjson
 import pytest
 
 from conformance import spec
-from conformance.client import SUBPROTOCOL, Client
+from conformance.client import SUBPROTOCOL, Client, json_text
 from conformance.harness import Harness
 
 UNSUPPORTED_FRAME = spec.error_code("unsupported_frame")
@@ -35,7 +35,7 @@ def advertised_limit(rep: Harness, client: Client) -> int:
         raise rep.fail(
             "AUTH-010",
             expected="the welcome to advertise limits.maxMessageBytes",
-            received=f"maxMessageBytes = {limit!r}",
+            received=f"maxMessageBytes = {json_text(limit)}",
         )
     return limit
 

@@ -27,6 +27,7 @@ from conformance.client import Client, Message, correlation_of, summarize
 from conformance.failures import ConformanceFailure
 from conformance.generation.sse import SseError, SseEvent, SseStream
 from conformance.harness import Harness
+from conformance.jsonvalues import json_difference
 from rep_spec import catalog
 
 Step = dict[str, Any]
@@ -626,20 +627,22 @@ class Runner:
                 "tags": published.get("tags", []),
                 "data": published["data"],
             }
-            if seen != want:
+            difference = json_difference(want, seen, "/event")
+            if difference is not None:
                 raise self.rep.fail(
                     "HTTP-003",
                     expected=f"event {ref} on {where} as published: {want}",
-                    received=f"{seen}",
+                    received=f"{seen} ({difference})",
                 )
         first = self.observed.setdefault(ref, {"event": event, "where": where})
-        if first["event"] != event:
+        difference = json_difference(first["event"], event, "/event")
+        if difference is not None:
             over_sse = "sse" in where or "sse" in first["where"]
             raise self.rep.fail(
                 ["SSE-004", requirement] if over_sse else requirement,
                 expected=f"event {ref} identical everywhere: {first['event']} "
                 f"(as on {first['where']})",
-                received=f"{event} on {where}",
+                received=f"{event} on {where} ({difference})",
             )
 
     def expect_members(

@@ -12,7 +12,9 @@ from conformance import __version__
 from conformance.results import CheckResult, RequirementResult, section_summary
 from rep_spec import catalog, requirements
 
-REPORT_FORMAT = 1
+REPORT_FORMAT = 2
+#: Where requirement ids link to in the published specification.
+REQUIREMENT_URL = "https://rep-protocol.dev/reference/requirements/#{id}"
 
 
 def _count(values: Iterable[str]) -> dict[str, int]:
@@ -33,8 +35,18 @@ def build_report(
     duration: float,
     stale_entries: list[dict[str, str]],
     failing: bool,
+    root_causes: list[dict[str, Any]] | None = None,
+    skip_causes: list[dict[str, Any]] | None = None,
+    aborted: str | None = None,
+    outages: list[dict[str, Any]] | None = None,
+    exit_status: int | None = None,
 ) -> dict[str, Any]:
-    """Everything a report shows; JSON-serializable."""
+    """Everything a report shows; JSON-serializable.
+
+    ``root_causes`` ("fix first") ranks what failed or blocked checks, costliest first;
+    ``aborted`` says why a run stopped before checking; ``outages`` when the server
+    stopped answering during the run.
+    """
     figures: dict[str, Any] = {}
     for result in results:
         figures.update(result.figures)
@@ -51,6 +63,11 @@ def build_report(
         "duration_s": round(duration, 3),
         "strict": strict,
         "outcome": "fail" if failing else "pass",
+        "exit_status": exit_status,
+        "aborted": aborted,
+        "outages": outages or [],
+        "fix_first": root_causes or [],
+        "skip_causes": skip_causes or [],
         "totals": {
             "checks": _count(r.verdict for r in results),
             "requirements": _count(r.verdict for r in requirement_results),
@@ -61,6 +78,7 @@ def build_report(
         "tests": [r.to_dict() for r in results],
         "stale_baseline": stale_entries,
         "figures": figures,
+        "requirement_url": REQUIREMENT_URL,
     }
 
 

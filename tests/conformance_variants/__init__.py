@@ -30,6 +30,9 @@ class Variant:
     checks: tuple[str, ...]
     core: type[ServerCore] = ServerCore
     patch: Callable[[], Any] | None = None
+    #: Features the variant's target claims, when not the usual list (a variant that
+    #: hides a feature from its welcome must not be claimed to have it).
+    unclaimed: tuple[str, ...] = ()
 
 
 @contextmanager
@@ -202,6 +205,7 @@ VARIANTS = [
         "MSG-006",
         ("test_types_of_an_unadvertised_feature_are_answered_with_unknown_type",),
         core=cores.HidesNotificationsButServesThem,
+        unclaimed=("notifications",),
     ),
     Variant(
         "errors-without-correlation-id",
