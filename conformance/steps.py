@@ -11,7 +11,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from conformance import spec
-from conformance.client import Client, Message, summarize
+from conformance.client import Client, Message, json_text, summarize
 from conformance.harness import Harness
 from conformance.http import HttpClient
 from rep_spec import catalog
@@ -98,7 +98,7 @@ def check_sender(rep: Harness, copy: Message, original: Client) -> None:
         raise rep.fail(
             "MSG-005",
             expected=f"metadata.sender = {wanted}",
-            received=f"metadata.sender = {sender!r} in {summarize(copy)}",
+            received=f"metadata.sender = {json_text(sender)} in {summarize(copy)}",
         )
 
 

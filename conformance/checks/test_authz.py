@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import pytest
 
 from conformance import spec, steps
-from conformance.client import Client, summarize
+from conformance.client import Client, json_text, summarize
 from conformance.harness import Harness
 from rep_spec import catalog
 
@@ -123,7 +123,7 @@ def test_each_role_grants_exactly_the_permissions_of_the_role_table(
         if not allowed and answer["payload"].get("code") != FORBIDDEN:
             raise rep.fail(
                 "AUTHZ-002",
-                expected=f"an error with code {FORBIDDEN!r}",
+                expected=f"an error with code {json_text(FORBIDDEN)}",
                 received=summarize(answer),
             )
         return

@@ -7,7 +7,7 @@ from html.parser import HTMLParser
 import pytest
 
 from conformance import spec, steps
-from conformance.client import Client, Message
+from conformance.client import Client, Message, json_text
 from conformance.harness import Harness
 from conformance.jsonvalues import same_json
 
@@ -66,7 +66,7 @@ def test_every_member_gets_exactly_one_copy_and_no_one_else(rep: Harness) -> Non
         steps.check_sender(rep, copy, sender)
         if not same_json(copy["payload"].get("content"), "hello room"):
             raise rep.fail(
-                "CHAT-002", expected="content 'hello room'", received=f"{copy['payload']!r}"
+                "CHAT-002", expected="content 'hello room'", received=json_text(copy["payload"])
             )
     rep.quiet(
         [sender, member, elsewhere, lobby],
@@ -105,9 +105,9 @@ def test_chat_content_is_sanitized_before_distribution(rep: Harness, content: st
             if tag.lower() not in allowed or attrs:
                 raise rep.fail(
                     "CHAT-003",
-                    sent=f"chat content {content!r}",
+                    sent=f"chat content {json_text(content)}",
                     expected=f"only <{'>, <'.join(sorted(allowed))}> without attributes",
-                    received=f"{client.label} got content {received!r} "
+                    received=f"{client.label} got content {json_text(received)} "
                     f"(element <{tag}> with attributes {attrs})",
                 )
 
@@ -193,6 +193,6 @@ def test_the_copy_always_carries_the_chat_type(rep: Harness, given: str | None) 
     if copy["payload"].get("type") != want:
         raise rep.fail(
             "CHAT-006",
-            expected=f"payload.type = {want!r}",
-            received=f"payload {copy['payload']!r}",
+            expected=f"payload.type = {json_text(want)}",
+            received=f"payload {json_text(copy['payload'])}",
         )

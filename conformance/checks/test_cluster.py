@@ -11,6 +11,7 @@ import pytest
 from conformance import spec, steps
 from conformance.checks.test_presence import CHANGED
 from conformance.checks.test_rate_limit import exhaust, rate_limit, refused_as_limited
+from conformance.client import json_text
 from conformance.harness import Harness
 from conformance.jsonvalues import json_difference
 from conformance.target import Node
@@ -59,7 +60,7 @@ def test_stream_events_cross_nodes_and_replay_alike(rep: Harness) -> None:
     published = steps.publish(rep, stream, kind)
     event = there.expect("stream_event", requirement="CLUSTER-003")
     if event["payload"]["event"].get("id") != published:
-        raise rep.fail("CLUSTER-003", expected=f"event {published}", received=f"{event!r}")
+        raise rep.fail("CLUSTER-003", expected=f"event {published}", received=json_text(event))
     replays = []
     for client in (rep.connect(label="late"), rep.connect(label="late", node=node)):
         steps.request(
@@ -71,7 +72,8 @@ def test_stream_events_cross_nodes_and_replay_alike(rep: Harness) -> None:
         raise rep.fail(
             "CLUSTER-003",
             expected="the same replayed event from both nodes",
-            received=f"{replays[0]['event']!r} vs {replays[1]['event']!r} ({difference})",
+            received=f"{json_text(replays[0]['event'])} vs {json_text(replays[1]['event'])} "
+            f"({difference})",
         )
 
 
@@ -91,7 +93,7 @@ def test_record_versions_and_conflicts_span_nodes(rep: Harness) -> None:
         requirement="CLUSTER-004",
     )
     if copy["payload"].get("version") != 2:
-        raise rep.fail("CLUSTER-004", expected="version 2", received=f"{copy['payload']!r}")
+        raise rep.fail("CLUSTER-004", expected="version 2", received=json_text(copy["payload"]))
     sent = here.send("data_update", {**base, "data": {"n": 2}, "expectedVersion": 1})
     here.expect_refusal(CONFLICT, of=sent, requirement="CLUSTER-004")
 

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from conformance import spec, steps
-from conformance.client import Client, Message
+from conformance.client import Client, Message, json_text
 from conformance.harness import Harness
 from conformance.jsonvalues import json_difference, same_json
 
@@ -46,8 +46,8 @@ def expect_field(rep: Harness, requirement: str, message: Message, **wanted: Any
         if difference is not None:
             raise rep.fail(
                 requirement,
-                expected=f"{message.get('type')} with {key} = {value!r}",
-                received=f"payload {payload!r} ({difference})",
+                expected=f"{message.get('type')} with {key} = {json_text(value)}",
+                received=f"payload {json_text(payload)} ({difference})",
             )
 
 
@@ -62,13 +62,13 @@ def test_a_created_record_is_at_version_1(rep: Harness, with_id: bool) -> None:
     record_id = copy["payload"].get("recordId")
     expect_field(rep, "DATA-002", copy, version=1, **extra)
     if not isinstance(record_id, str) or not record_id:
-        raise rep.fail("DATA-002", expected="a recordId", received=f"{copy['payload']!r}")
+        raise rep.fail("DATA-002", expected="a recordId", received=json_text(copy["payload"]))
     stored = record_in(sync(client, collection), record_id)
     if stored is None or stored.get("version") != 1 or not same_json(stored.get("data"), {"a": 1}):
         raise rep.fail(
             "DATA-002",
             expected=f"data_sync to list {record_id} at version 1 with data {{'a': 1}}",
-            received=f"{stored!r}",
+            received=json_text(stored),
         )
 
 
@@ -84,7 +84,7 @@ def test_creating_an_existing_record_is_a_conflict(rep: Harness) -> None:
     client.expect_refusal(CONFLICT, of=sent, requirement="DATA-003")
     stored = record_in(sync(client, collection), record)
     if stored is None or not same_json(stored.get("data"), {"v": 1}):
-        raise rep.fail("ERR-004", expected="the first record unchanged", received=f"{stored!r}")
+        raise rep.fail("ERR-004", expected="the first record unchanged", received=json_text(stored))
 
 
 @pytest.mark.requirements("DATA-004")
@@ -126,7 +126,7 @@ def test_an_update_with_a_stale_expected_version_is_a_conflict(rep: Harness) -> 
         raise rep.fail(
             "DATA-004",
             expected="the record still at version 2 with data {'a': 2}",
-            received=f"{stored!r}",
+            received=json_text(stored),
         )
 
 
@@ -171,7 +171,9 @@ def test_revisions_count_changes_and_sync_since_returns_the_difference(rep: Harn
         change(client, "data_create", "DATA-002", collection=collection, recordId=record, data={})
     start = sync(client, collection)
     if start.get("revision") != 2:
-        raise rep.fail("DATA-007", expected="revision 2 after two creates", received=f"{start!r}")
+        raise rep.fail(
+            "DATA-007", expected="revision 2 after two creates", received=json_text(start)
+        )
     change(client, "data_update", "DATA-004", collection=collection, recordId=a, data={"n": 1})
     change(client, "data_delete", "DATA-006", collection=collection, recordId=b)
     change(client, "data_create", "DATA-002", collection=collection, recordId=c, data={})
@@ -181,9 +183,9 @@ def test_revisions_count_changes_and_sync_since_returns_the_difference(rep: Harn
         raise rep.fail(
             "DATA-007",
             sent=f"data_sync with sinceRevision 2 after updating {a}, deleting {b}, creating {c}",
-            expected=f"revision 5, records {sorted([a, c])}, deleted [{b!r}]",
-            received=f"revision {after.get('revision')!r}, records {changed}, "
-            f"deleted {after.get('deleted')!r}",
+            expected=f"revision 5, records {sorted([a, c])}, deleted [{json_text(b)}]",
+            received=f"revision {json_text(after.get('revision'))}, records {changed}, "
+            f"deleted {json_text(after.get('deleted'))}",
         )
     full = sync(client, collection)
     listed = sorted(r.get("recordId") for r in full.get("records", []))
@@ -243,5 +245,5 @@ def test_a_never_used_collection_syncs_empty_at_revision_0(rep: Harness) -> None
         raise rep.fail(
             "DATA-010",
             expected="revision 0, records [], deleted []",
-            received=f"{found!r}",
+            received=json_text(found),
         )

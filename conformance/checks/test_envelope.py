@@ -11,7 +11,7 @@ from conformance.checks._samples import (
     Sample,
     expected,
 )
-from conformance.client import summarize
+from conformance.client import json_text, summarize
 from conformance.harness import Harness
 
 
@@ -34,8 +34,8 @@ def test_server_messages_carry_the_version_it_speaks_and_source_server(rep: Harn
         if found != (speaks, "server"):
             raise rep.fail(
                 "ENV-008",
-                expected=f"metadata.version = {speaks!r} and metadata.source = 'server'",
-                received=f"{summarize(message)} has metadata {metadata!r}",
+                expected=f"metadata.version = {json_text(speaks)} and metadata.source = 'server'",
+                received=f"{summarize(message)} has metadata {json_text(metadata)}",
             )
 
 
@@ -85,7 +85,8 @@ def test_server_message_ids_are_unique_on_a_connection(rep: Harness) -> None:
             raise rep.fail(
                 "ENV-010",
                 expected="a different id on every server message of the connection",
-                received=f"id {message_id!r} on a {seen[message_id]} and on {summarize(message)}",
+                received=f"id {json_text(message_id)} on a {seen[message_id]} "
+                f"and on {summarize(message)}",
             )
         seen[message_id] = str(message.get("type"))
 

@@ -13,7 +13,7 @@ from conformance.checks._samples import (
     expected,
     other_major,
 )
-from conformance.client import Client, summarize
+from conformance.client import Client, json_text, summarize
 from conformance.harness import Harness
 from rep_spec import catalog, requirements
 
@@ -121,7 +121,7 @@ def test_a_refused_create_stores_nothing(rep: Harness) -> None:
         raise rep.fail(
             "ERR-004",
             expected=f"no record in {collection} after the refused data_create",
-            received=f"data_sync lists {records!r}",
+            received=f"data_sync lists {json_text(records)}",
         )
 
 
@@ -187,15 +187,15 @@ def test_schema_errors_point_at_the_offending_member(rep: Harness, sample: Sampl
     if details.get("pointer") != want.pointer:
         raise rep.fail(
             "ERR-010",
-            expected=f"details.pointer = {want.pointer!r}",
-            received=f"details = {details!r}",
+            expected=f"details.pointer = {json_text(want.pointer)}",
+            received=f"details = {json_text(details)}",
         )
     if details.get("requirement") not in requirements():
         raise rep.fail(
             "ERR-010",
             expected="details.requirement naming a registered requirement, e.g. "
             + str(want.requirement),
-            received=f"details = {details!r}",
+            received=f"details = {json_text(details)}",
         )
 
 
@@ -253,8 +253,8 @@ def test_invalid_envelope_messages_start_with_invalid_message_format(rep: Harnes
     if not text.startswith(spec.INVALID_ENVELOPE_PREFIX):
         raise rep.fail(
             "ERR-012",
-            expected=f"a message starting with {spec.INVALID_ENVELOPE_PREFIX!r}",
-            received=f"message {text!r}",
+            expected=f"a message starting with {json_text(spec.INVALID_ENVELOPE_PREFIX)}",
+            received=f"message {json_text(text)}",
         )
 
 

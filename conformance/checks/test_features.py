@@ -12,7 +12,7 @@ from __future__ import annotations
 import pytest
 
 from conformance import spec, steps
-from conformance.client import Client, Message, summarize
+from conformance.client import Client, Message, json_text, summarize
 from conformance.failures import ConformanceFailure
 from conformance.generation.sse import SseError, SseStream
 from conformance.harness import Harness
@@ -37,7 +37,7 @@ def _entry(
             lambda m: m.get("type") in (answer, spec.error_type()),
             correlation_id=sent,
             requirement=requirement,
-            description=f"a {answer} with metadata.correlation_id = {sent!r}",
+            description=f"a {answer} with metadata.correlation_id = {json_text(sent)}",
         )
     except ConformanceFailure as exc:
         rep.feature_missing(feature, f"{type_} got no answer: {exc.received}")
@@ -51,7 +51,7 @@ def _entry(
     raise rep.fail(
         requirement,
         sent=client.describe_sent(sent),
-        expected=f"a {answer} (the feature {feature!r} is claimed or advertised)",
+        expected=f"a {answer} (the feature {json_text(feature)} is claimed or advertised)",
         received=f"received {summarize(found)}",
     )
 

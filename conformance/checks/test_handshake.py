@@ -142,7 +142,7 @@ def test_tokens_with_algorithm_none_are_refused_with_401(
     """alg none, in any spelling, with or without a signature part: 401."""
     claims = standard_claims(rep.user(), ["user"], [], DEFAULT_TTL)
     token = unsigned_token(claims, alg=alg, signature=signature)
-    refused(rep, rep.attempt(token), UNAUTHORIZED, "AUTH-005", f"a token with alg {alg!r}")
+    refused(rep, rep.attempt(token), UNAUTHORIZED, "AUTH-005", f"a token with alg {json_text(alg)}")
 
 
 @pytest.mark.requirements("AUTH-006")
@@ -180,7 +180,11 @@ def test_a_token_without_a_string_subject_is_refused_with_401(rep: Harness, sub:
     else:
         claims["sub"] = sub
     refused(
-        rep, rep.attempt(rep.sign(claims)), UNAUTHORIZED, "AUTH-008", f"a token with sub {sub!r}"
+        rep,
+        rep.attempt(rep.sign(claims)),
+        UNAUTHORIZED,
+        "AUTH-008",
+        f"a token with sub {json_text(sub)}",
     )
 
 

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from conformance import spec, steps
+from conformance.client import json_text
 from conformance.frames import check_http_body
 from conformance.harness import Harness
 from conformance.http import HttpResponse
@@ -57,7 +58,7 @@ def test_stats_count_connections_rooms_and_streams(rep: Harness) -> None:
             raise rep.fail(
                 "HTTP-002",
                 expected=f"{key} >= {floor} (this check alone holds that many)",
-                received=f"{body!r}",
+                received=json_text(body),
             )
 
 
@@ -94,7 +95,7 @@ def test_a_published_event_is_stored_and_delivered_live(rep: Harness) -> None:
         raise rep.fail(
             "HTTP-003",
             expected="the event as published",
-            received=f"{event!r}" + (f" ({difference})" if difference else ""),
+            received=json_text(event) + (f" ({difference})" if difference else ""),
         )
 
 
@@ -143,4 +144,6 @@ def test_failed_requests_get_the_registry_status_and_an_error_body(rep: Harness,
         )
     body = conforming_body(rep, "HTTP-004", "error-response", response)
     if body["error"].get("code") != code:
-        raise rep.fail("HTTP-004", expected=f"error.code = {code!r}", received=f"{body!r}")
+        raise rep.fail(
+            "HTTP-004", expected=f"error.code = {json_text(code)}", received=json_text(body)
+        )

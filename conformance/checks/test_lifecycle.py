@@ -122,7 +122,9 @@ def test_disconnect_is_answered_then_closed_with_1000(rep: Harness) -> None:
     client = rep.connect()
     sent = client.send("disconnect", {"reason": "conformance check done"})
     client.expect("disconnect", correlation_id=sent, requirement="LIFE-006")
-    client.expect_close(NORMAL_CLOSURE, requirement="LIFE-006", sent=f"disconnect id={sent!r}")
+    client.expect_close(
+        NORMAL_CLOSURE, requirement="LIFE-006", sent=f"disconnect id={json_text(sent)}"
+    )
     client.expect_none("disconnect", requirement="MSG-003", within=0)
 
 
@@ -152,9 +154,10 @@ def test_ending_a_connection_removes_the_client_from_every_room(rep: Harness, ho
         if reason != spec.LEAVE_REASON_DISCONNECTED or notice["payload"].get("roomId") != room:
             raise rep.fail(
                 "ROOM-006",
-                expected=f"user_leave with roomId {room!r} and reason "
-                f"{spec.LEAVE_REASON_DISCONNECTED!r}",
-                received=f"roomId {notice['payload'].get('roomId')!r}, reason {reason!r}",
+                expected=f"user_leave with roomId {json_text(room)} and reason "
+                f"{json_text(spec.LEAVE_REASON_DISCONNECTED)}",
+                received=f"roomId {json_text(notice['payload'].get('roomId'))}, "
+                f"reason {json_text(reason)}",
             )
     newcomer = rep.connect(label="newcomer")
     listed = steps.join(newcomer, rooms[0])

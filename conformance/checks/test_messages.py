@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from conformance import spec, steps
-from conformance.client import Client
+from conformance.client import Client, json_text
 from conformance.harness import Harness, Inconclusive
 from rep_spec import catalog
 
@@ -159,7 +159,7 @@ def test_types_of_an_unadvertised_feature_are_answered_with_unknown_type(
         claim = "claims it" if rep.target.claimed_features else "claims no features"
         raise Inconclusive(
             ("AUTH-010",),
-            f"the welcome does not list {feature!r} but the target {claim}: "
+            f"the welcome does not list {json_text(feature)} but the target {claim}: "
             "whether the server serves it unadvertised cannot be judged",
         )
     client = rep.connect()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from conformance import spec, steps
+from conformance.client import json_text
 from conformance.harness import Harness
 
 STATUSES = spec.schema_at("defs.schema.json#/$defs/presenceStatus")["enum"]
@@ -55,6 +56,6 @@ def test_member_lists_carry_the_last_status(rep: Harness) -> None:
         if got.get(client_id) != status:
             raise rep.fail(
                 "PRES-002",
-                expected=f"member {client_id} listed with status {status!r}",
+                expected=f"member {client_id} listed with status {json_text(status)}",
                 received=f"members {steps.members_of(response)}",
             )

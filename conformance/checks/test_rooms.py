@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from conformance import spec, steps
-from conformance.client import Client, Message
+from conformance.client import Client, Message, json_text
 from conformance.harness import Harness
 
 FORBIDDEN = spec.error_code("forbidden")
@@ -33,7 +33,7 @@ def test_an_unconfigured_room_is_created_public_by_its_first_join(rep: Harness) 
     response = steps.join(first, room, requirement="ROOM-002")
     info = response["payload"].get("room")
     if isinstance(info, dict) and info.get("private"):
-        raise rep.fail("ROOM-002", expected="a public room", received=f"room = {info!r}")
+        raise rep.fail("ROOM-002", expected="a public room", received=f"room = {json_text(info)}")
     steps.join(second, room, requirement="ROOM-002")
 
 
@@ -48,8 +48,9 @@ def test_the_join_response_lists_every_member_with_status(rep: Harness) -> None:
         if member is None or member.get("userId") != client.user_id or "status" not in member:
             raise rep.fail(
                 "ROOM-003",
-                expected=f"members to include {client.label} with userId {client.user_id!r}, "
-                f"clientId {client.client_id!r} and a status",
+                expected=f"members to include {client.label} with userId "
+                f"{json_text(client.user_id)}, "
+                f"clientId {json_text(client.client_id)} and a status",
                 received=f"members = {steps.members_of(response)}",
             )
 
@@ -65,8 +66,9 @@ def test_others_are_told_of_a_join_and_the_joiner_is_not(rep: Harness) -> None:
     if (payload.get("roomId"), payload.get("userId")) != (room, joiner.user_id):
         raise rep.fail(
             "ROOM-004",
-            expected=f"user_join with roomId {room!r} and userId {joiner.user_id!r}",
-            received=f"payload {payload!r}",
+            expected=f"user_join with roomId {json_text(room)} "
+            f"and userId {json_text(joiner.user_id)}",
+            received=f"payload {json_text(payload)}",
         )
     joiner.sync()
     joiner.expect_none("user_join", within=0.0, description="user_join about its own join")
@@ -79,13 +81,17 @@ def test_leaving_is_confirmed_and_announced_with_reason_left(rep: Harness) -> No
     room = steps.populated_room(rep, stayer, leaver)
     response = steps.request(leaver, "room_leave", {"roomId": room}, requirement="ROOM-005")
     if response["payload"].get("roomId") != room:
-        raise rep.fail("ROOM-005", expected=f"roomId {room!r}", received=f"{response['payload']!r}")
+        raise rep.fail(
+            "ROOM-005",
+            expected=f"roomId {json_text(room)}",
+            received=json_text(response["payload"]),
+        )
     notice = stayer.expect("user_leave", where=steps.names_client(leaver), requirement="ROOM-005")
     if notice["payload"].get("reason") != spec.LEAVE_REASON_LEFT:
         raise rep.fail(
             "ROOM-005",
-            expected=f"user_leave with reason {spec.LEAVE_REASON_LEFT!r}",
-            received=f"payload {notice['payload']!r}",
+            expected=f"user_leave with reason {json_text(spec.LEAVE_REASON_LEFT)}",
+            received=f"payload {json_text(notice['payload'])}",
         )
 
 
@@ -99,8 +105,8 @@ def test_a_dropped_member_is_announced_with_reason_disconnected(rep: Harness) ->
     if notice["payload"].get("reason") != spec.LEAVE_REASON_DISCONNECTED:
         raise rep.fail(
             "ROOM-006",
-            expected=f"reason {spec.LEAVE_REASON_DISCONNECTED!r}",
-            received=f"payload {notice['payload']!r}",
+            expected=f"reason {json_text(spec.LEAVE_REASON_DISCONNECTED)}",
+            received=f"payload {json_text(notice['payload'])}",
         )
 
 

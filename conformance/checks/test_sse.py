@@ -17,6 +17,7 @@ import orjson
 import pytest
 
 from conformance import spec, steps
+from conformance.client import json_text
 from conformance.failures import ConformanceFailure
 from conformance.frames import check_http_body
 from conformance.generation.sse import SseError, SseEvent, SseStream
@@ -114,7 +115,7 @@ class Streams:
             sent=sent,
             expected=f"HTTP {status} ({code}) before any event",
             received="HTTP 200 text/event-stream"
-            + (f", then a {first.event!r} event" if first is not None else ""),
+            + (f", then a {json_text(first.event)} event" if first is not None else ""),
         )
 
     def error_body(self, requirement: str, sent: str, refused: SseError, code: str) -> None:
@@ -175,7 +176,7 @@ def connection_event(rep: Harness, stream: SseStream, requirement: str) -> SseEv
             expected="a first event named connection",
             received="nothing"
             if event is None
-            else f"a first event {event.event!r}: {event.data[:200]}",
+            else f"a first event {json_text(event.event)}: {event.data[:200]}",
         )
     return event
 
@@ -195,7 +196,7 @@ def stream_events(
         if event is None:
             raise rep.fail(
                 requirement,
-                expected=f"stream_event {index + 1} of {count} of type {kind!r}",
+                expected=f"stream_event {index + 1} of {count} of type {json_text(kind)}",
                 received=f"{len(found)} within {rep.timeouts.answer:g} s",
             )
         found.append(event)
@@ -302,7 +303,7 @@ def test_an_accepted_request_is_an_uncached_event_stream(rep: Harness, sse: Stre
             "SSE-002",
             sent=f"GET /events?channels={stream}",
             expected="a Cache-Control header with the directive no-cache",
-            received=f"Cache-Control: {opened.headers.get('cache-control')!r}",
+            received=f"Cache-Control: {json_text(opened.headers.get('cache-control'))}",
         )
     finish(sse)
 
@@ -362,7 +363,7 @@ def test_events_of_the_selected_channel_arrive_with_a_cursor_naming_it(
         raise rep.fail(
             "SSE-004",
             expected=f"an id field (cursor) with {stream}={published}",
-            received=f"id: {event.id!r}",
+            received=f"id: {json_text(event.id)}",
         )
     strays = [
         e.data[:120]
@@ -506,7 +507,7 @@ def test_a_channel_the_cursor_does_not_name_gets_replay_unavailable(
         raise rep.fail(
             "SSE-008",
             sent=sent,
-            expected=f"details.streamId = {stream!r}",
+            expected=f"details.streamId = {json_text(stream)}",
             received=f"{error.data[:300]}",
         )
     later = [e for e in opened.events if e.event == "stream_event" and e.at < error.at]
@@ -539,7 +540,7 @@ def test_an_allowed_origin_is_echoed_in_access_control_allow_origin(
             "SSE-009",
             sent=f"GET /events?channels={stream} with Origin: {origin} (on the allow-list)",
             expected=f"Access-Control-Allow-Origin: {origin}",
-            received=f"Access-Control-Allow-Origin: {allowed!r}",
+            received=f"Access-Control-Allow-Origin: {json_text(allowed)}",
         )
     finish(sse)
 

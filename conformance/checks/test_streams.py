@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from conformance import spec, steps
-from conformance.client import Client, Message
+from conformance.client import Client, Message, json_text
 from conformance.harness import Harness
 
 NOT_FOUND = spec.error_code("not_found")
@@ -72,7 +72,9 @@ def test_buffered_events_are_replayed_in_order_then_live_events_follow(rep: Harn
     response = subscribe(client, stream, filter={"eventTypes": [kind]})
     if response["payload"].get("replayed") != 2:
         raise rep.fail(
-            "STREAM-004", expected="replayed = 2", received=f"payload {response['payload']!r}"
+            "STREAM-004",
+            expected="replayed = 2",
+            received=f"payload {json_text(response['payload'])}",
         )
     replay = events_of(client, stream, 2, "STREAM-004")
     expect_ids(rep, "STREAM-004", replay, published, "the buffered events in publication order")
@@ -95,7 +97,7 @@ def test_replay_after_last_event_id_starts_after_it(rep: Harness) -> None:
     client = rep.connect()
     response = subscribe(client, stream, filter={"eventTypes": [kind]}, lastEventId=published[0])
     if response["payload"].get("gap") is True:
-        raise rep.fail("STREAM-004", expected="no gap", received=f"{response['payload']!r}")
+        raise rep.fail("STREAM-004", expected="no gap", received=json_text(response["payload"]))
     replay = events_of(client, stream, 2, "STREAM-004")
     expect_ids(rep, "STREAM-004", replay, published[1:], "the events after lastEventId")
     client.sync()
@@ -115,7 +117,7 @@ def test_an_unknown_last_event_id_is_a_gap_with_live_delivery(rep: Harness) -> N
     )
     payload = response["payload"]
     if payload.get("gap") is not True or payload.get("replayed") != 0:
-        raise rep.fail("STREAM-005", expected="gap true, replayed 0", received=f"{payload!r}")
+        raise rep.fail("STREAM-005", expected="gap true, replayed 0", received=json_text(payload))
     client.sync()
     client.expect_none("stream_event", within=0.0, requirement="STREAM-005", description="replay")
     live = steps.publish(rep, stream, kind)

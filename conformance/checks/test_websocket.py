@@ -60,7 +60,7 @@ def test_the_rep_subprotocol_is_selected_when_offered(rep: Harness, offer: list[
             "WS-001",
             sent=f"a handshake offering {offer}",
             expected=f"Sec-WebSocket-Protocol: {SUBPROTOCOL}",
-            received=f"subprotocol {selected!r}",
+            received=f"subprotocol {json_text(selected)}",
         )
 
 
@@ -94,7 +94,7 @@ def test_a_binary_frame_is_answered_with_unsupported_frame(rep: Harness) -> None
         raise rep.fail(
             "WS-003",
             expected="an unsupported_frame error without correlation_id",
-            received=f"correlation_id = {correlation!r}",
+            received=f"correlation_id = {json_text(correlation)}",
         )
     client.expect_none("pong", within=0.0, description="pong for the binary ping")
 
