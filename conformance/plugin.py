@@ -471,8 +471,11 @@ class Recorder:
             notes[SERVER_UNREACHABLE] = f"the server stopped answering during {first.check}" + (
                 f" (it answered again before {first.ended_before})" if first.ended_before else ""
             )
-        for feature, why in self.run.missing_features.items():
-            notes[feature_cause(feature)] = f"feature {feature!r} is not implemented: {why}"
+        for feature in self.run.missing_features:
+            notes[feature_cause(feature)] = (
+                f"feature {feature!r} is not implemented, although the target claims it or "
+                "the welcome advertises it"
+            )
         return notes
 
     def failing(self, session: pytest.Session) -> bool:

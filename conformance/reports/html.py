@@ -47,12 +47,16 @@ table.transcript td{font:12px/1.35 ui-monospace,monospace;word-break:break-all}
 table.transcript col.narrow{width:5.5rem}table.transcript col.arrow{width:1.5rem}
 table.transcript col.frame{width:auto}
 .first{border:2px solid #c62828;border-radius:6px;padding:.5rem 1rem;margin:1rem 0}
-.first.o-pass{border-color:#23854b}.banner{background:#fdecea;padding:.5rem 1rem;
+.first.f-pass{border-color:#23854b}.banner{background:#fdecea;padding:.5rem 1rem;
 border-radius:4px}ol.causes li{margin:.4rem 0}ol.causes pre{margin:.2rem 0}
 .sent td{background:#f4f9ff}.received td{background:#fafafa}.event td{background:#fffbe6}
 .problem{color:#c62828;font-weight:600}
 dl{display:grid;grid-template-columns:max-content auto;gap:.1rem 1rem}dt{font-weight:600}
 """
+
+
+#: Root causes shown on the first screen; the rest are one click away.
+FIRST_SCREEN_CAUSES = 5
 
 
 def _e(value: Any) -> str:
@@ -191,7 +195,14 @@ def _fix_first(report: Mapping[str, Any]) -> str:
             f"{_e(', '.join(costs))}</span><br>{_e(cause.get('title'))}"
             f"<pre>{_e(_first_line(cause.get('message')))}</pre></li>"
         )
-    return f'<h2>Fix first</h2><ol class="causes">{"".join(items)}</ol>'
+    shown, rest = items[:FIRST_SCREEN_CAUSES], items[FIRST_SCREEN_CAUSES:]
+    more = (
+        f'<details><summary>{len(rest)} more causes</summary><ol class="causes" '
+        f'start="{FIRST_SCREEN_CAUSES + 1}">{"".join(rest)}</ol></details>'
+        if rest
+        else ""
+    )
+    return f'<h2>Fix first</h2><ol class="causes">{"".join(shown)}</ol>{more}'
 
 
 def _skips(report: Mapping[str, Any]) -> str:
@@ -321,7 +332,7 @@ def render_html(report: Mapping[str, Any]) -> str:
         '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
         f"<title>REP conformance: {_e(target.get('name'))}</title><style>{STYLE}</style></head>"
         f"<body><h1>REP {_e(report.get('protocol_version'))} conformance report</h1>"
-        f'<section class="first o-{_e(outcome)}">'
+        f'<section class="first f-{_e(outcome)}">'
         f'<p class="outcome o-{_e(outcome)}">{_e(outcome.upper())}</p>'
         f"{_banners(report)}<ul>{counts}</ul>"
         + (f"<h2>Stale baseline entries</h2><ul>{stale}</ul>" if stale else "")
