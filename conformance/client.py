@@ -28,7 +28,7 @@ from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import orjson
-from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
+from websockets.exceptions import ConnectionClosed, InvalidStatus, WebSocketException
 from websockets.sync.client import ClientConnection, connect
 from websockets.typing import Origin, Subprotocol
 
@@ -87,7 +87,7 @@ def summarize(message: Message | None, raw: str | bytes = "") -> str:
     """A one-line description of a server message for failure texts."""
     if message is None:
         shown = raw if isinstance(raw, str) else f"<{len(raw)} binary bytes>"
-        return f"a frame that is not a REP message: {clip(shown, 200)}"
+        return f"a frame that is not a REP message: {clip(redact(shown), 200)}"
     payload = message.get("payload")
     parts = [f"{message.get('type')} id={json_text(message.get('id'))}"]
     if message.get("type") == "error" and isinstance(payload, dict):
@@ -98,7 +98,7 @@ def summarize(message: Message | None, raw: str | bytes = "") -> str:
         parts.append(f"correlation_id={json_text(correlation)}")
     elif message.get("type") in ANSWERS:
         parts.append("without correlation_id")
-    parts.append(f"payload={clip(orjson.dumps(payload).decode(), 240)}")
+    parts.append(f"payload={clip(redact(orjson.dumps(payload).decode()), 240)}")
     return " ".join(parts)
 
 
@@ -174,7 +174,7 @@ def open_websocket(
     how = ("token in " + " and ".join(w for w, _ in chosen)) if chosen else "no token"
     described = f"GET {urlsplit(url).path or '/'} ({how}"
     described += f", Origin {origin}" if origin else ""
-    described += f", subprotocols {list(subprotocols)})" if subprotocols else ")"
+    described += f", subprotocols {', '.join(subprotocols)})" if subprotocols else ")"
     transcript.add(channel, "sent", "handshake", described)
     try:
         ws = connect(
@@ -196,7 +196,7 @@ def open_websocket(
             channel, "received", "handshake", f"HTTP {exc.response.status_code} {clip(body, 300)}"
         )
         return Handshake(exc.response.status_code, body, None)
-    except (InvalidHandshake, OSError, TimeoutError) as exc:
+    except (WebSocketException, OSError, TimeoutError) as exc:  # incl. a close mid-handshake
         transcript.add(channel, "received", "handshake", f"failed: {exc!r}")
         raise ConnectionError(redact(f"could not open a WebSocket to {url}: {exc}")) from exc
     transcript.add(

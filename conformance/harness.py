@@ -10,6 +10,7 @@ end reports what the frame checker found wrong in anything the server sent.
 from __future__ import annotations
 
 import itertools
+import re
 import secrets
 import threading
 from collections.abc import Callable, Iterable, Sequence
@@ -89,11 +90,11 @@ class Run:
         if feature in self.blocked_features:
             other = self.blocked_features[feature]
             return feature_cause(other), (
-                f"the feature {feature!r} needs {other!r}, which is not implemented"
+                f"the feature {feature} needs {other}, which is not implemented"
             )
         if feature in self.missing_features:
             return feature_cause(feature), (
-                f"the feature {feature!r} is not implemented: {self.missing_features[feature]}"
+                f"the feature {feature} is not implemented: {self.missing_features[feature]}"
             )
         return None
 
@@ -109,7 +110,7 @@ class Run:
     def collect_frame_problem(
         self, requirement_ids: tuple[str, ...], text: str, check: str, example: str
     ) -> None:
-        key = (requirement_ids, text)
+        key = (requirement_ids, problem_kind(text))
         with self._lock:
             found = self.frame_findings.get(key)
             if found is None:
@@ -151,8 +152,17 @@ def probe_profile(target: Target, tokens: TokenSource | None = None) -> ServerPr
     return ServerProfile(message, target.claimed_features)
 
 
+_VALUES = re.compile(r"'(?:[^'\\]|\\.)*'|\"(?:[^\"\\]|\\.)*\"|-?\b\d+(?:\.\d+)?\b")
+
+
+def problem_kind(text: str) -> str:
+    """A frame problem without the values it quotes: the same fault in 200 frames (each
+    with its own timestamp or id) is one kind for the frame audit."""
+    return _VALUES.sub("…", text)
+
+
 def not_checked_reason(feature: str) -> str:
-    return f"the feature {feature!r} is neither claimed by the target nor advertised in the welcome"
+    return f"the feature {feature} is neither claimed by the target nor advertised in the welcome"
 
 
 @dataclass

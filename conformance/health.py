@@ -25,6 +25,8 @@ from conformance.transcript import Transcript
 
 #: Attempts of one probe before the server is declared gone (a busy server gets another).
 PROBE_ATTEMPTS = 2
+#: Timeout (s) of a quick probe while an outage goes on.
+QUICK_TIMEOUT = 1.0
 #: Frames of the failing check shown in the outage's description.
 LAST_FRAMES = 4
 
@@ -72,19 +74,25 @@ class ServerHealth:
             last = self.outages[-1] if self.outages else None
         return last if last is not None and last.ended_before is None else None
 
-    def probe(self) -> str | None:
-        """None when a handshake with a valid token succeeds, else what went wrong."""
+    def probe(self, *, quick: bool = False) -> str | None:
+        """None when a handshake with a valid token succeeds, else what went wrong.
+
+        A full probe tries twice (a busy server gets another chance) and asks
+        ``/health`` for the report; a quick one, while an outage goes on, tries once
+        with a short timeout, so a hung server costs each later check little.
+        """
+        timeout = min(QUICK_TIMEOUT, self.target.timeouts.connect) if quick else None
         reasons: list[str] = []
-        for attempt in range(PROBE_ATTEMPTS):
-            reason = self._handshake()
+        for attempt in range(1 if quick else PROBE_ATTEMPTS):
+            reason = self._handshake(timeout)
             if reason is None:
                 return None
             reasons.append(reason)
             if attempt + 1 < PROBE_ATTEMPTS:
                 time.sleep(0.2)
-        return f"{reasons[-1]}; {self._health_endpoint()}"
+        return reasons[-1] if quick else f"{reasons[-1]}; {self._health_endpoint()}"
 
-    def _handshake(self) -> str | None:
+    def _handshake(self, timeout: float | None = None) -> str | None:
         try:
             token = self.tokens.mint("health-probe", ("user",))
         except TokenUnavailable:
@@ -95,9 +103,9 @@ class ServerHealth:
                 transcript=Transcript(),
                 channel="probe",
                 token=token,
-                timeout=self.target.timeouts.connect,
+                timeout=timeout or self.target.timeouts.connect,
             )
-        except ConnectionError as exc:
+        except Exception as exc:  # any failure to connect means "not answering"
             return f"a WebSocket handshake failed ({exc.__cause__ or exc})"
         if handshake.connection is not None:
             handshake.connection.close()
@@ -107,7 +115,7 @@ class ServerHealth:
         http = HttpClient(self.target.node.http_url, Transcript(), self.target.timeouts.connect)
         try:
             response = http.request("GET", "/health")
-        except OSError as exc:
+        except Exception as exc:  # refused, reset, timed out, garbled
             return f"GET /health failed ({exc})"
         return f"GET /health answered HTTP {response.status}"
 
@@ -140,7 +148,7 @@ class ServerHealth:
         deadline = time.monotonic() + (0.0 if outage.patience_spent else self.patience)
         outage.patience_spent = True
         while True:
-            if self.probe() is None:
+            if self.probe(quick=True) is None:
                 outage.ended_before = check
                 return None
             if time.monotonic() >= deadline:
@@ -152,7 +160,14 @@ class ServerHealth:
         """How long the first check after an outage waits for the server to come back."""
         return max(2.0, 2 * self.target.timeouts.connect)
 
-    def went_away_since(self, started: float) -> Outage | None:
-        """The outage that began at or after ``started`` (a check's start), if any."""
+    def went_away_since(self, started: float, until: float | None = None) -> Outage | None:
+        """The outage that began during a check (``started`` to ``until``), if any."""
         with self._lock:
-            return next((o for o in self.outages if o.started >= started), None)
+            return next(
+                (
+                    o
+                    for o in self.outages
+                    if o.started >= started and (until is None or o.started <= until)
+                ),
+                None,
+            )

@@ -46,7 +46,7 @@ from conformance.results import (
     skip_causes,
 )
 from conformance.target import Target, TargetError, load_target
-from conformance.tokens import token_source
+from conformance.tokens import TokenUnavailable, token_source
 from rep_spec import requirements
 
 HARNESS_KEY = pytest.StashKey[Harness]()
@@ -269,6 +269,8 @@ class Recorder:
             tokens = token_source(self.target.tokens)
             try:
                 profile: ServerProfile = probe_profile(self.target, tokens)
+            except TokenUnavailable as exc:
+                raise RunAborted(f"the target's tokens source failed: {exc}", EXIT_TARGET) from exc
             except (ConnectionError, OSError) as exc:
                 raise RunAborted(
                     f"cannot check {self.target.node.ws_url}: {exc}", EXIT_UNREACHABLE
@@ -323,8 +325,10 @@ class Recorder:
             outcome = yield
         except BaseException as exc:
             harness = item.stash.get(HARNESS_KEY, None)
+            # Called whatever stopped the check: it also hands incidental frame problems
+            # to the frame audit, so a blocked check's frames are judged too.
+            extra = harness.frame_failure() if harness is not None else None
             if isinstance(exc, ConformanceFailure):
-                extra = harness.frame_failure() if harness is not None else None
                 if extra is not None:
                     exc.absorb(extra)
                 exc.replay = self._replay(item)
@@ -383,6 +387,10 @@ class Recorder:
             else:
                 failed = marked
                 message = kit_error_text(exc) if exc is not None else "the check failed"
+            late = self._late_feature_block(item)
+            if late is not None:
+                failed, blocked = (), (late[0],)
+                message = late[1]
             outage = self._outage_since(item)
             if outage is not None:
                 went_away = outage.check == check_id_of(item)
@@ -408,19 +416,35 @@ class Recorder:
         self._note_feature(item, result)
         return result
 
+    def _late_feature_block(self, item: pytest.Item) -> tuple[str, str] | None:
+        """A background check starts before the feature entries run: a feature found
+        missing meanwhile blocks it when it is judged."""
+        if self.run is None or item.nodeid not in self.background:
+            return None
+        for feature in needed_features(item):
+            found = self.run.feature_block(feature)
+            if found is not None:
+                return found
+        return None
+
     def _outage_since(self, item: pytest.Item) -> Outage | None:
         health = self.run.health if self.run is not None else None
         if health is None:
             return None
+        background = self.background.get(item.nodeid)
+        if background is not None:
+            return health.went_away_since(background.started, background.finished)
         started = item.stash.get(STARTED_KEY, None)
-        if item.get_closest_marker("background") is not None:
-            started = self.started
         return health.went_away_since(started) if started is not None else None
 
     def _note_feature(self, item: pytest.Item, result: CheckResult) -> None:
         """A feature entry blocked by another missing feature blocks its own checks too."""
         feature = entry_feature(item)
-        if feature is None or self.run is None or result.verdict != "inconclusive":
+        if feature is None or self.run is None:
+            return
+        if result.verdict in ("fail", "warn") and feature in self.run.missing_features:
+            result.root_cause = feature_cause(feature)
+        if result.verdict != "inconclusive":
             return
         for cause in result.blocked_by:
             if cause.startswith(FEATURE_PREFIX) and cause != feature_cause(feature):
@@ -473,7 +497,7 @@ class Recorder:
             )
         for feature in self.run.missing_features:
             notes[feature_cause(feature)] = (
-                f"feature {feature!r} is not implemented, although the target claims it or "
+                f"feature {feature} is not implemented, although the target claims it or "
                 "the welcome advertises it"
             )
         return notes
@@ -613,7 +637,7 @@ def kit_error_text(exc: BaseException) -> str:
         None,
     )
     text = f"the check stopped on an unexpected {type(exc).__name__}: {exc}"
-    return text + (f" (in {where})" if where else "")
+    return redact(text + (f" (in {where})" if where else ""))
 
 
 def recorder_of(config: pytest.Config) -> Recorder:
@@ -632,6 +656,8 @@ class BackgroundCheck:
         self.item = item
         self.harness = harness
         self.error: BaseException | None = None
+        self.started = time.monotonic()
+        self.finished: float | None = None
         self.thread = threading.Thread(target=self._run, name=f"rep-bg-{item.name}", daemon=True)
 
     @classmethod
@@ -651,6 +677,7 @@ class BackgroundCheck:
         except BaseException as exc:  # re-raised in the test's own call phase
             self.error = exc
         finally:
+            self.finished = time.monotonic()
             self.harness.close()
 
     def wait(self) -> None:

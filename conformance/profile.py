@@ -2,8 +2,10 @@
 
 Checks size their expectations from it (heartbeat interval, message size limit, rate
 limit). The features the kit checks are those the target claims together with those the
-welcome advertises (``core`` always): a server cannot pass more of the kit by advertising
-less. When neither side says anything usable (no ``features`` in the target, no valid list
+welcome advertises (``core`` always): with a target that claims its features, a server
+cannot pass more of the kit by advertising less; without claims, the messages of every
+feature the welcome leaves out must be refused as unknown (MSG-006). When neither side
+says anything usable (no ``features`` in the target, no valid list
 in the welcome), every feature is checked, and the report says so first.
 """
 

@@ -62,15 +62,19 @@ _PATTERN = re.compile(
         [
             rf"(?P<jwt>{_JWT})",
             rf"(?P<scheme>\b(?:[Bb]earer|BEARER|Basic|BASIC)\s+)(?P<credential>{_B64TOKEN})",
-            rf"(?P<param>\b(?i:[A-Za-z0-9_-]*token)=[\"']?)(?P<param_value>{_VALUE})",
-            rf"(?P<key>(?P<quote>[\"'])(?i:[A-Za-z0-9_-]*token)(?P=quote)\s*:\s*[\"'])"
-            rf"(?P<key_value>{_VALUE})",
+            # Only the name's ``token`` suffix is matched (``access_token=`` too): a
+            # leading ``[A-Za-z0-9_-]*`` would make long frames quadratic to search.
+            rf"(?P<param>(?i:token)=[\"']?)(?P<param_value>{_VALUE})",
+            rf"(?P<key>(?i:token)[\"']\s*:\s*[\"'])(?P<key_value>{_VALUE})",
+            # Any other scheme in an Authorization header (``Token x``, ``Digest ...``).
+            r"(?P<authz>(?i:authorization)[\"']?\s*[:=]\s*[\"']?(?>(?:[A-Za-z][\w-]*\s+)?))"
+            r"(?P<authz_value>(?!\[redacted)[^\s\"',;]{4,})",
             rf"(?P<header>\b(?i:set-cookie|cookie)[\"']?\s*[:,]\s*[\"']?)(?P<cookies>{_COOKIES})",
         ]
     )
 )
 #: Cheap pre-test: text containing none of these (lower-cased) needs no pattern search.
-_HINTS = ("eyj", "bearer", "basic", "token", "cookie")
+_HINTS = ("eyj", "bearer", "basic", "token", "cookie", "authorization")
 _COOKIE_PAIR = re.compile(rf"({_COOKIE_NAME})=({_COOKIE_CHAR}*)")
 #: ``Set-Cookie`` attributes, whose values are not credentials.
 _COOKIE_ATTRIBUTES = frozenset(
@@ -198,6 +202,9 @@ def _replace(found: re.Match[str]) -> str:
     value = found.group("key_value")
     if value is not None:
         return found.group("key") + _masked(value)
+    value = found.group("authz_value")
+    if value is not None:
+        return found.group("authz") + _masked(value)
     return found.group("header") + _COOKIE_PAIR.sub(_cookies, found.group("cookies"))
 
 

@@ -67,6 +67,9 @@ class CheckResult:
     blocked_by: tuple[str, ...] = ()
     #: The server stopped answering during this check (it is named as the root cause).
     server_went_away: bool = False
+    #: What to fix when it is not the failed requirement itself (a feature-entry check
+    #: whose feature is not implemented counts under ``feature:<name>``).
+    root_cause: str | None = None
     verdict: str = ""
     baseline_reason: str | None = None
 
@@ -99,6 +102,7 @@ class CheckResult:
             "failed_requirements": list(self.failed_requirements),
             "blocked_by": list(self.blocked_by),
             "server_went_away": self.server_went_away,
+            "root_cause": self.root_cause,
             "message": self.message,
             "baseline_reason": self.baseline_reason,
             "replay": self.replay,
@@ -264,8 +268,10 @@ class RootCause:
         }
 
 
-def _first_line(text: str) -> str:
-    return text.strip().splitlines()[0] if text.strip() else ""
+def first_line(text: Any) -> str:
+    """The first line of a message: what one-line summaries (tables, junit) show."""
+    lines = str(text or "").strip().splitlines()
+    return lines[0] if lines else ""
 
 
 def root_causes(
@@ -290,7 +296,7 @@ def root_causes(
             elif key.startswith(FEATURE_PREFIX):
                 feature = key.removeprefix(FEATURE_PREFIX)
                 kind, level = "feature", "MUST"
-                title = notes.get(key, f"feature {feature!r} is not implemented")
+                title = notes.get(key, f"feature {feature} is not implemented")
             else:
                 kind = "requirement"
                 known = next((r for r in index if r.id == key), None)
@@ -301,7 +307,7 @@ def root_causes(
 
     for check in checks:
         if check.verdict in ("fail", "warn"):
-            for rid in check.failed_requirements:
+            for rid in (check.root_cause,) if check.root_cause else check.failed_requirements:
                 found = cause(rid)
                 found.failed.append(check.check_id)
                 found.message = found.message or check.message
@@ -330,7 +336,7 @@ def skip_causes(results: Iterable[CheckResult]) -> list[dict[str, Any]]:
     counts: dict[str, int] = {}
     for check in results:
         if check.verdict == "skip":
-            reason = _first_line(check.message) or "no reason given"
+            reason = first_line(check.message) or "no reason given"
             counts[reason] = counts.get(reason, 0) + 1
     return [
         {"reason": reason, "checks": n}

@@ -22,6 +22,9 @@ Direction = Literal["sent", "received", "event"]
 
 #: Frames longer than this are cut in transcripts; size checks send 64 KiB frames.
 MAX_RENDERED = 600
+#: Text redacted before the final clip: enough to see whole tokens around the cut,
+#: without searching a 64 KiB frame for secrets.
+REDACT_BEFORE_CLIP = 4 * MAX_RENDERED
 
 
 def clip(text: str, limit: int = MAX_RENDERED) -> str:
@@ -85,7 +88,7 @@ class Transcript:
             channel,
             direction,
             kind,
-            clip(redact(text)),
+            clip(redact(clip(text, REDACT_BEFORE_CLIP))),
             tuple(redact(problem) for problem in problems),
         )
         with self._lock:

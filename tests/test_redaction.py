@@ -556,3 +556,22 @@ def test_connection_errors_of_query_token_handshakes_leave_no_token_behind(
     assert "junit.xml" in texts
     assert not leaks(texts, server.secret), leaks(texts, server.secret)
     assert f"?token={MASK} JWT" in texts["report.json"], "the URL is shown, its token masked"
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["Authorization: Token abcdef123456", "{'Authorization': 'opaque-credential-1234'}"],
+    ids=["other-scheme", "header-dict"],
+)
+def test_authorization_values_of_any_scheme_are_masked(text: str) -> None:
+    masked = redact(text)
+    assert "abcdef123456" not in masked and "opaque-credential" not in masked
+    assert "Authorization" in masked
+
+
+def test_long_frames_are_searched_in_linear_time() -> None:
+    """A name before ``token=`` is not matched: a leading run would make the search
+    quadratic. The value after any ``…token=`` is still masked."""
+    assert redact("x_refresh_token=secretvalue123456") == "x_refresh_token=[redacted token …3456]"
+    frame = "token " + "a-" * 20000
+    assert redact(frame) == frame

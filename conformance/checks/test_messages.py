@@ -154,7 +154,7 @@ def test_types_of_an_unadvertised_feature_are_answered_with_unknown_type(
     """When the welcome does not list a feature, its client types count as unknown, even
     with payloads the schemas accept (taken from the spec's test vectors)."""
     if rep.profile.advertises(feature):
-        pytest.skip(f"the server advertises {feature!r}; nothing to check")
+        pytest.skip(f"the server advertises {feature}; nothing to check")
     if rep.profile.supports(feature):
         claim = "claims it" if rep.target.claimed_features else "claims no features"
         raise Inconclusive(

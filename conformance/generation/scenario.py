@@ -23,7 +23,14 @@ from typing import Any
 import orjson
 
 from conformance import spec
-from conformance.client import Client, Message, correlation_of, summarize
+from conformance.client import (
+    Client,
+    Message,
+    correlation_of,
+    error_code_text,
+    json_text,
+    summarize,
+)
 from conformance.failures import ConformanceFailure
 from conformance.generation.sse import SseError, SseEvent, SseStream
 from conformance.harness import Harness
@@ -397,8 +404,8 @@ class Runner:
                 return correlation in (of, None) or of is None
             return of is not None and correlation == of
 
-        expected = f"an error with code {code!r}" + (
-            f" and metadata.correlation_id = {of!r}" if of is not None else ""
+        expected = f"an error with code {json_text(code)}" + (
+            f" and metadata.correlation_id = {json_text(of)}" if of is not None else ""
         )
         found = target.expect(
             relevant,
@@ -431,7 +438,7 @@ class Runner:
                 ids,
                 sent=sent,
                 expected=expected,
-                received=f"an error with code {_code(found)!r}: {summarize(found)}",
+                received=f"{error_code_text(_code(found))}: {summarize(found)}",
             )
         if not target.is_open():
             raise target.failure(

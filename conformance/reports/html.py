@@ -14,6 +14,8 @@ from collections.abc import Mapping, Sequence
 from html import escape
 from typing import Any
 
+from conformance.results import first_line as _first_line
+
 VERDICT_ORDER = (
     "fail",
     "warn",
@@ -116,11 +118,6 @@ def _failed_check(report: Mapping[str, Any], test: Mapping[str, Any]) -> str:
         + _transcript(test.get("transcript", []))
         + "</details>"
     )
-
-
-def _first_line(text: Any) -> str:
-    lines = str(text or "").strip().splitlines()
-    return lines[0] if lines else ""
 
 
 def _requirement(

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from conformance.redact import redact
+from conformance.results import first_line as _first_line
 
 OUTCOME_TAGS = ("failure", "error", "skipped")
 
@@ -31,10 +32,6 @@ def junit_address(nodeid: str) -> tuple[str, str]:
     names[0] = re.sub(r"\.py$", "", names[0].replace("/", "."))
     names[-1] += bracket + params
     return ".".join(names[:-1]), names[-1]
-
-
-def _first_line(text: str) -> str:
-    return text.strip().splitlines()[0] if text.strip() else ""
 
 
 def _outcome(test: Mapping[str, Any], strict: bool) -> tuple[str, str, str, str] | None:
@@ -64,7 +61,6 @@ def rewrite_junit(path: Path, tests: Sequence[Mapping[str, Any]], strict: bool) 
     tree = ET.parse(path)
     by_address = {junit_address(str(t.get("nodeid"))): t for t in tests}
     for suite in tree.getroot().iter("testsuite"):
-        counts = {"failures": 0, "errors": 0, "skipped": 0}
         for case in suite.iter("testcase"):
             test = by_address.get((case.get("classname", ""), case.get("name", "")))
             if test is None:
@@ -76,13 +72,18 @@ def rewrite_junit(path: Path, tests: Sequence[Mapping[str, Any]], strict: bool) 
                 if child.tag in OUTCOME_TAGS:
                     case.remove(child)
             outcome = _outcome(test, strict)
-            if outcome is None:
-                continue
-            tag, kind, message, text = outcome
-            element = ET.SubElement(case, tag, {"type": kind, "message": message})
-            element.text = text
-            counts[{"failure": "failures", "error": "errors", "skipped": "skipped"}[tag]] += 1
-        for name, value in counts.items():
-            suite.set(name, str(value))
+            if outcome is not None:
+                tag, kind, message, text = outcome
+                element = ET.SubElement(case, tag, {"type": kind, "message": message})
+                element.text = text
+        for attribute, tag in (
+            ("failures", "failure"),
+            ("errors", "error"),
+            ("skipped", "skipped"),
+        ):
+            suite.set(
+                attribute,
+                str(sum(1 for case in suite.iter("testcase") if case.find(tag) is not None)),
+            )
     tree.write(path, encoding="utf-8", xml_declaration=True)
     path.write_text(redact(path.read_text(encoding="utf-8")), encoding="utf-8")

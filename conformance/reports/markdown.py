@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from conformance.reports.html import VERDICT_ORDER
+from conformance.results import first_line
 
 MAX_FINDINGS = 50
 MAX_CAUSES = 10
@@ -21,11 +22,6 @@ def _cell(value: Any, limit: int = 300) -> str:
     if len(text) > limit:
         text = text[: limit - 1] + "…"
     return text.replace("|", "\\|").replace("<", "&lt;").replace(">", "&gt;")
-
-
-def _first(text: Any) -> str:
-    lines = str(text or "").strip().splitlines()
-    return lines[0] if lines else ""
 
 
 def _link(report: Mapping[str, Any], key: str) -> str:
@@ -56,7 +52,7 @@ def fix_first_lines(report: Mapping[str, Any]) -> list[str]:
         lines.append(
             f"| {rank} | {key} ({_cell(cause.get('level'))}) | {cause.get('blocks', 0)} | "
             f"{cause.get('fails', 0)} | {_cell(cause.get('title'), 200)} | "
-            f"{_cell(_first(cause.get('message')), 400)} |"
+            f"{_cell(first_line(cause.get('message')), 400)} |"
         )
     if len(causes) > MAX_CAUSES:
         lines.append(f"\n… and {len(causes) - MAX_CAUSES} more causes in report.html.")
@@ -121,7 +117,7 @@ def render_markdown(report: Mapping[str, Any]) -> str:
             ids = ", ".join(_link(report, r) for r in test.get("failed_requirements", []))
             lines.append(
                 f"| {ids} | {_cell(test.get('verdict'))} | `{_cell(test.get('id'), 120)}` | "
-                f"{_cell(_first(test.get('message')))} |"
+                f"{_cell(first_line(test.get('message')))} |"
             )
         if len(failing) > MAX_FINDINGS:
             lines.append(f"\n… and {len(failing) - MAX_FINDINGS} more in the HTML report.")
