@@ -8,4 +8,7 @@ from conformance.failures import ConformanceFailure
 
 __all__ = ["ConformanceFailure", "__version__"]
 
+#: The package version, written here only: pyproject.toml reads it ([tool.hatch.version]),
+#: so the wheel's metadata, ``rep-conformance --version`` and report.json agree. A release
+#: tag is ``v`` + this value (.github/workflows/release.yml checks that).
 __version__ = "0.1.0"
