@@ -16,6 +16,8 @@ from rep_spec import catalog
 
 TokenSource = Literal["header", "query", "cookie"]
 CONNECT_PERMISSION = "websocket:connect"
+#: RFC 7518 section 3.2: an HMAC key at least as long as the hash output.
+HMAC_MIN_SECRET_BYTES = {"HS256": 32, "HS384": 48, "HS512": 64}
 
 
 @dataclass(frozen=True)
@@ -62,6 +64,26 @@ def _string_list(claims: Mapping[str, object], name: str) -> tuple[str, ...]:
     if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
         raise AuthRejected(401, "unauthorized", f"claim {name!r} must be a list of strings")
     return tuple(value)
+
+
+class WeakSecret(ValueError):
+    """The shared secret is shorter than RFC 7518 section 3.2 allows for an algorithm."""
+
+
+def check_secret_length(secret: str, algorithms: Iterable[str]) -> None:
+    """Raise :class:`WeakSecret` unless ``secret`` is long enough for every HMAC algorithm.
+
+    Length counts UTF-8 bytes, as the key is used; non-HMAC algorithms set no minimum.
+    """
+    needed, algorithm = max(
+        ((HMAC_MIN_SECRET_BYTES.get(a.upper(), 0), a) for a in algorithms), default=(0, "")
+    )
+    length = len(secret.encode("utf-8"))
+    if length < needed:
+        raise WeakSecret(
+            f"the secret is {length} bytes; {algorithm} needs at least {needed} "
+            "(RFC 7518 section 3.2)"
+        )
 
 
 class TokenVerifier:

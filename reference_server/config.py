@@ -1,12 +1,47 @@
-"""Server configuration: defaults from the spec's seed values, overridden by a YAML file."""
+"""Server configuration: the YAML file ``rep-server --config`` reads, as frozen dataclasses.
+
+``schemas/server-config.schema.json`` is the one description of the file: its keys, their
+types, limits and defaults. :func:`parse_config` validates against it (errors name the
+key: ``rooms[2].id: ...``) and keeps only the checks a schema cannot express, such as
+room ids being unique. The dataclasses' defaults are read from the schema's ``default``
+keywords, so the file and ``ServerConfig()`` cannot drift apart.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from functools import cache
 from pathlib import Path
 from typing import Any
 
 import yaml
+from jsonschema import Draft202012Validator
+from jsonschema.exceptions import ValidationError, best_match
+
+from rep_spec import schema_registry
+from rep_spec.schema_files import load_json, schema_uri
+from rep_spec.validation import EcmaValidator
+
+SCHEMA = "server-config.schema.json"
+
+
+class ConfigError(ValueError):
+    """The configuration file is unreadable or names an unknown or ill-typed setting."""
+
+
+@cache
+def config_schema() -> dict[str, Any]:
+    schema: dict[str, Any] = load_json(SCHEMA)
+    return schema
+
+
+def _default(*path: str) -> Any:
+    """The ``default`` of the member at ``path`` (``"rate_limit", "window_ms"``)."""
+    node = config_schema()
+    for name in path:
+        node = node["$defs"][name] if name in ("room", "stream") else node["properties"][name]
+    return node["default"]
 
 
 @dataclass(frozen=True)
@@ -14,36 +49,36 @@ class RoomConfig:
     """A room the operator defines; rooms not listed are public and created on demand."""
 
     id: str
-    private: bool = False
+    private: bool = _default("room", "private")
     password: str | None = None
-    moderated: bool = False
-    invite_only: bool = False
-    invited: frozenset[str] = frozenset()
+    moderated: bool = _default("room", "moderated")
+    invite_only: bool = _default("room", "invite_only")
+    invited: frozenset[str] = frozenset(_default("room", "invited"))
 
 
 @dataclass(frozen=True)
 class StreamConfig:
     id: str
-    buffer_size: int = 100
-    retention_ms: int = 3_600_000
+    buffer_size: int = _default("stream", "buffer_size")
+    retention_ms: int = _default("stream", "retention_ms")
 
 
 @dataclass(frozen=True)
 class RateLimitConfig:
-    window_ms: int = 60_000
-    max_messages: int = 100
+    window_ms: int = _default("rate_limit", "window_ms")
+    max_messages: int = _default("rate_limit", "max_messages")
 
 
 @dataclass(frozen=True)
 class ServerConfig:
-    heartbeat_interval_ms: int = 30_000
-    max_message_bytes: int = 65_536
-    rate_limit: RateLimitConfig = RateLimitConfig()
-    jwt_algorithms: tuple[str, ...] = ("HS256",)
-    allowed_origins: frozenset[str] = frozenset()
+    heartbeat_interval_ms: int = _default("heartbeat_interval_ms")
+    max_message_bytes: int = _default("max_message_bytes")
+    rate_limit: RateLimitConfig = field(default_factory=RateLimitConfig)
+    jwt_algorithms: tuple[str, ...] = tuple(_default("jwt_algorithms"))
+    allowed_origins: frozenset[str] = frozenset(_default("allowed_origins"))
     rooms: tuple[RoomConfig, ...] = ()
     streams: tuple[StreamConfig, ...] = ()
-    outbound_queue_limit: int = 1000
+    outbound_queue_limit: int = _default("outbound_queue_limit")
 
     def room(self, room_id: str) -> RoomConfig | None:
         return next((room for room in self.rooms if room.id == room_id), None)
@@ -52,93 +87,98 @@ class ServerConfig:
         return next((stream for stream in self.streams if stream.id == stream_id), None)
 
 
-class ConfigError(ValueError):
-    """The configuration file is unreadable or names an unknown or ill-typed setting."""
-
-
-_TOP_LEVEL = {
-    "heartbeat_interval_ms",
-    "max_message_bytes",
-    "rate_limit",
-    "jwt_algorithms",
-    "allowed_origins",
-    "rooms",
-    "streams",
-    "outbound_queue_limit",
-}
-_REFUSED_ALGORITHMS = {"none", ""}
-
-
-def _positive_int(value: Any, name: str) -> int:
-    if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
-        raise ConfigError(f"{name} must be a positive integer, got {value!r}")
-    return value
-
-
-def parse_config(raw: dict[str, Any] | None) -> ServerConfig:
-    raw = dict(raw or {})
-    unknown = set(raw) - _TOP_LEVEL
-    if unknown:
-        raise ConfigError(f"unknown configuration keys: {', '.join(sorted(unknown))}")
-    defaults = ServerConfig()
-    rate = raw.get("rate_limit") or {}
-    algorithms = tuple(raw.get("jwt_algorithms", defaults.jwt_algorithms))
-    if not algorithms or any(a.lower() in _REFUSED_ALGORITHMS for a in algorithms):
-        raise ConfigError("jwt_algorithms must list real signature algorithms; 'none' is refused")
-    max_bytes = _positive_int(
-        raw.get("max_message_bytes", defaults.max_message_bytes), "max_message_bytes"
+@cache
+def _validator() -> Any:
+    # The protocol's own pattern semantics (ECMA-262: '$' is the end of the string), so a
+    # room id is refused here exactly when a room_join would refuse it (ROOM-001).
+    return EcmaValidator(
+        {"$ref": schema_uri(SCHEMA)},
+        registry=schema_registry(keep_dialect=False),
+        format_checker=Draft202012Validator.FORMAT_CHECKER,
     )
-    if max_bytes < 65_536:
-        raise ConfigError("max_message_bytes must be at least 65536 (WS-005)")
+
+
+def _location(path: Iterable[str | int]) -> str:
+    """``rooms[2].id`` for the path ``("rooms", 2, "id")``; ``(top level)`` for ``()``."""
+    text = ""
+    for part in path:
+        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
+    return text or "(top level)"
+
+
+def _describe(error: ValidationError) -> str:
+    """One line naming the key at fault and what is wrong with it."""
+    path = list(error.absolute_path)
+    schema = error.schema if isinstance(error.schema, dict) else {}
+    if error.validator == "additionalProperties" and isinstance(error.instance, dict):
+        known = list(schema.get("properties", {}))
+        unknown = sorted(str(name) for name in error.instance if name not in known)
+        more = f" (and {len(unknown) - 1} more)" if len(unknown) > 1 else ""
+        return f"{_location([*path, unknown[0]])}: unknown key{more}; known: {', '.join(known)}"
+    if error.validator == "required" and isinstance(error.instance, dict):
+        missing = [name for name in schema.get("required", []) if name not in error.instance]
+        if missing:
+            return f"{_location([*path, missing[0]])}: required key missing"
+    message = error.message
+    requirement = schema.get("x-requirement")
+    if requirement:
+        message += f" ({requirement})"
+    return f"{_location(path)}: {message}"
+
+
+def _unique(kind: str, ids: list[str]) -> None:
+    seen: set[str] = set()
+    for index, each in enumerate(ids):
+        if each in seen:
+            raise ConfigError(f"{kind}[{index}].id: {each!r} is defined twice")
+        seen.add(each)
+
+
+def parse_config(raw: Any, source: str | None = None) -> ServerConfig:
+    """Validate a decoded configuration (``None`` for an empty file) and build it.
+
+    Raises :class:`ConfigError` with one line: ``[source: ]key: what is wrong``.
+    """
+    raw = {} if raw is None else raw
+    error = best_match(_validator().iter_errors(raw))
     try:
-        rooms = tuple(
-            RoomConfig(
-                id=str(room["id"]),
-                private=bool(room.get("private", False)),
-                password=room.get("password"),
-                moderated=bool(room.get("moderated", False)),
-                invite_only=bool(room.get("invite_only", False)),
-                invited=frozenset(str(user) for user in room.get("invited", ())),
-            )
+        if error is not None:
+            raise ConfigError(_describe(error))
+        rooms = [
+            RoomConfig(**{**room, "invited": frozenset(room.get("invited", ()))})
             for room in raw.get("rooms", ())
-        )
-        streams = tuple(
-            StreamConfig(
-                id=str(stream["id"]),
-                buffer_size=_positive_int(stream.get("buffer_size", 100), "buffer_size"),
-                retention_ms=_positive_int(stream.get("retention_ms", 3_600_000), "retention_ms"),
-            )
-            for stream in raw.get("streams", ())
-        )
-    except (KeyError, TypeError, AttributeError) as exc:
-        raise ConfigError(f"invalid rooms or streams entry: {exc!r}") from exc
+        ]
+        streams = [StreamConfig(**stream) for stream in raw.get("streams", ())]
+        _unique("rooms", [room.id for room in rooms])
+        _unique("streams", [stream.id for stream in streams])
+    except ConfigError as exc:
+        raise ConfigError(f"{source}: {exc}" if source else str(exc)) from None
+    scalars = {
+        name: raw[name]
+        for name in ("heartbeat_interval_ms", "max_message_bytes", "outbound_queue_limit")
+        if name in raw
+    }
+    lists: dict[str, Any] = {}
+    if "jwt_algorithms" in raw:
+        lists["jwt_algorithms"] = tuple(raw["jwt_algorithms"])
+    if "allowed_origins" in raw:
+        lists["allowed_origins"] = frozenset(raw["allowed_origins"])
     return ServerConfig(
-        heartbeat_interval_ms=_positive_int(
-            raw.get("heartbeat_interval_ms", defaults.heartbeat_interval_ms),
-            "heartbeat_interval_ms",
-        ),
-        max_message_bytes=max_bytes,
-        rate_limit=RateLimitConfig(
-            window_ms=_positive_int(rate.get("window_ms", 60_000), "rate_limit.window_ms"),
-            max_messages=_positive_int(rate.get("max_messages", 100), "rate_limit.max_messages"),
-        ),
-        jwt_algorithms=algorithms,
-        allowed_origins=frozenset(raw.get("allowed_origins", ())),
-        rooms=rooms,
-        streams=streams,
-        outbound_queue_limit=_positive_int(
-            raw.get("outbound_queue_limit", defaults.outbound_queue_limit), "outbound_queue_limit"
-        ),
+        **scalars,
+        **lists,
+        rate_limit=RateLimitConfig(**raw.get("rate_limit", {})),
+        rooms=tuple(rooms),
+        streams=tuple(streams),
     )
 
 
 def load_config(path: Path | None) -> ServerConfig:
+    """The defaults without a path; else the YAML file at ``path``, validated."""
     if path is None:
         return ServerConfig()
     try:
         raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError) as exc:
-        raise ConfigError(f"cannot read {path}: {exc}") from exc
-    if raw is not None and not isinstance(raw, dict):
-        raise ConfigError(f"{path}: the top level must be a mapping")
-    return parse_config(raw)
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
+        raise ConfigError(f"cannot read {path}: {' '.join(str(reason).split())}") from exc
+    return parse_config(raw, source=str(path))
