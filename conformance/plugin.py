@@ -53,6 +53,7 @@ HARNESS_KEY = pytest.StashKey[Harness]()
 RESULT_KEY = pytest.StashKey[CheckResult]()
 STARTED_KEY = pytest.StashKey[float]()
 RECORDER_NAME = "rep-conformance-recorder"
+PROGRESS_NAME = "rep-conformance-progress"
 
 #: Exit statuses of a run (README "Exit status"); pytest's own 0, 1 and 5 keep theirs.
 EXIT_UNREACHABLE = 3
@@ -131,6 +132,7 @@ def pytest_configure(config: pytest.Config) -> None:
         "markers", "frame_audit: the run-wide frame audit; runs after the other checks"
     )
     config.pluginmanager.register(Recorder(config), RECORDER_NAME)
+    config.pluginmanager.register(ModuleProgress(config), PROGRESS_NAME)
 
 
 def check_id_of(item: pytest.Item) -> str:
@@ -609,6 +611,86 @@ class Recorder:
         if not self.active or not xml_path or not Path(xml_path).exists():
             return
         rewrite_junit(Path(xml_path), [r.to_dict() for r in self.results], self.strict)
+
+
+class ModuleProgress:
+    """One line per finished check module, after pytest's own progress for it:
+
+    ``handshake  32 checks  29 pass  2 fail  1 skip  (12.3 s elapsed)``
+
+    Counts are the kit's verdicts (the Recorder's results), not pytest's outcomes. A module
+    is finished when its last selected check is; checks of one module may be spread over
+    the run (feature entries go first), so its line comes when the last one is done. Quiet
+    runs (``-q``) show no such lines.
+    """
+
+    #: The order verdicts are counted in; any other verdict follows.
+    ORDER = ("pass", "fail", "warn", "stale", "baselined", "inconclusive", "skip", "info")
+
+    def __init__(self, config: pytest.Config) -> None:
+        self.config = config
+        self.module_of: dict[str, str] = {}
+        self.expected: dict[str, int] = {}
+        self.done: dict[str, int] = {}
+
+    @staticmethod
+    def section(module: str) -> str:
+        return module.removeprefix("test_").removesuffix(".py")
+
+    def pytest_collection_finish(self, session: pytest.Session) -> None:
+        for item in session.items:
+            if is_check(item):
+                module = Path(str(item.path)).name
+                self.module_of[item.nodeid] = module
+                self.expected[module] = self.expected.get(module, 0) + 1
+
+    @pytest.hookimpl(trylast=True)
+    def pytest_runtest_logfinish(self, nodeid: str, location: tuple[str, int | None, str]) -> None:
+        module = self.module_of.get(nodeid)
+        if module is None:
+            return
+        self.done[module] = self.done.get(module, 0) + 1
+        if self.done[module] == self.expected[module]:
+            self.write(module)
+
+    @pytest.hookimpl(wrapper=True)
+    def pytest_runtestloop(self, session: pytest.Session) -> Generator[None, object, object]:
+        result = yield
+        for module, done in self.done.items():  # stopped early (-x, an interrupt)
+            if done < self.expected[module]:
+                self.write(module, f"stopped after {done} of {self.expected[module]}")
+        return result
+
+    def line(self, module: str, note: str = "") -> str:
+        recorder = recorder_of(self.config)
+        counts: dict[str, int] = {}
+        for result in recorder.results:
+            if result.check_id.split("::")[0] == module:
+                counts[result.verdict] = counts.get(result.verdict, 0) + 1
+        order = [*self.ORDER, *sorted(set(counts) - set(self.ORDER))]
+        width = max(len(self.section(m)) for m in self.expected)
+        total = self.expected[module]
+        parts = [
+            f"{self.section(module):<{width}}",
+            f"{total:3} {'check' if total == 1 else 'checks':<6}",
+            *(f"{counts[v]} {v}" for v in order if counts.get(v)),
+        ]
+        if note:
+            parts.append(note)
+        elapsed = time.monotonic() - recorder.started
+        return "  ".join(parts) + f"  ({elapsed:.1f} s elapsed)"
+
+    def write(self, module: str, note: str = "") -> None:
+        reporter = self.config.pluginmanager.get_plugin("terminalreporter")
+        if reporter is None or self.config.get_verbosity() < 0:
+            return
+        if not recorder_of(self.config).active:
+            return
+        reporter.ensure_newline()
+        reporter.write(self.line(module, note), flush=True)
+        # Leave the line open, as pytest does after a module's dots: whatever pytest writes
+        # next starts a new line, without an empty one in between.
+        reporter.currentfspath = -2
 
 
 FIX_FIRST_SHOWN = 10

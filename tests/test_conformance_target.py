@@ -41,10 +41,8 @@ def test_the_shipped_example_is_a_valid_target(monkeypatch: pytest.MonkeyPatch) 
     assert target.fixtures.password_room is not None
     assert target.fixtures.password_room.password == "open-sesame"
     assert target.claimed_features is not None and "rooms" in target.claimed_features
-    assert [e.key for e in target.baseline] == [
-        "requirement AUTH-012",
-        "test test_chat.py::test_chat_content_is_sanitized_before_distribution[iframe]",
-    ]
+    # The README's server has no known failures (tests/test_example_target.py runs it).
+    assert target.baseline == ()
 
 
 def test_defaults_are_the_schemas() -> None:
