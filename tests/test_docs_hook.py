@@ -12,7 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from rep_spec import MessageValidator, Requirement, catalog
+from rep_spec import MessageType, MessageValidator, Requirement, catalog, requirements
+from rep_spec.catalog import Direction
 
 HOOKS = Path(__file__).resolve().parents[1] / "docs" / "hooks"
 if str(HOOKS) not in sys.path:
@@ -24,6 +25,7 @@ from rep_site.examples import (  # noqa: E402
     rewrite_fences,
 )
 from rep_site.pages import Page, SiteError, check_placement, find_macros  # noqa: E402
+from rep_site.related import action_forms, related_requirements, rule_text  # noqa: E402
 from rep_site.render import (  # noqa: E402
     Vocabulary,
     action_inputs,
@@ -296,3 +298,101 @@ def test_action_inputs_are_read_from_action_yml(tmp_path: Path) -> None:
     table = action_inputs(path).splitlines()
     assert table[2] == "| `target` | yes | — | Path of the target &#124; file. |"
     assert table[3] == "| `strict` | no | `false` | Fail on SHOULDs. |"
+
+
+# --- which requirements a message type's page lists -------------------------------------
+
+
+def message_type(
+    name: str, direction: Direction = "client_to_server", feature: str = "rooms"
+) -> MessageType:
+    return MessageType(
+        name=name,
+        group="application",
+        direction=direction,
+        feature=feature,
+        client_payload=None,
+        server_payload=None,
+        answer_kind=None,
+        answer_type=None,
+    )
+
+
+def featured(req_id: str, text: str, feature: str | None = "rooms") -> Requirement:
+    return Requirement(
+        id=req_id,
+        level="MUST",
+        section="rooms",
+        actor="server",
+        verified_by="review",
+        text=text,
+        feature=feature,
+    )
+
+
+RELATED = [
+    featured("T-1", "A room_join names one room."),
+    featured("T-2", "The room_join_response lists the members."),
+    featured("T-3", "Joining a locked room needs the permission room:join_locked."),
+    featured("T-4", "A client that joins twice gets no second notice."),
+    featured("T-5", "Joining is logged.", feature="cluster"),
+    featured("T-6", "Room ids are slugs."),
+    featured("T-7", "A joiner is greeted."),
+]
+
+
+def ids(found: list[Requirement]) -> list[str]:
+    return [r.id for r in found]
+
+
+def test_a_request_lists_what_names_it_uses_its_action_or_its_schema_cites() -> None:
+    found = related_requirements(message_type("room_join"), RELATED, cited=["T-6"])
+    # T-2 names another type, T-5 is another feature's, "joiner" is not a form of join.
+    assert ids(found) == ["T-1", "T-3", "T-4", "T-6"]
+
+
+def test_the_action_rule_is_for_types_a_client_sends() -> None:
+    event = message_type("user_join", direction="server_to_client")
+    assert action_forms(event) == ()
+    assert ids(related_requirements(event, RELATED, cited=[])) == []
+    assert action_forms(message_type("ping", feature="core")) == ()
+    assert action_forms(message_type("data_update", direction="both")) == (
+        "update",
+        "updates",
+        "updated",
+        "updating",
+    )
+
+
+def test_the_rule_is_stated_with_the_types_own_words() -> None:
+    text = rule_text(message_type("room_join"), "../../requirements.md")
+    assert "names `room_join`" in text and "`x-requirement`" in text
+    assert "`rooms` feature" in text and "join, joins, joined, joining" in text
+    assert "[requirement index](../../requirements.md)" in text
+    assert "action" not in rule_text(message_type("user_join", "server_to_client"), "x")
+
+
+def test_room_joins_page_lists_its_permission_password_and_invitation_rules() -> None:
+    registry = requirements()
+    rooms = [r for r in registry if r.section == "rooms"]
+
+    def the_one(*words: str) -> str:
+        (match,) = [r.id for r in rooms if all(w in r.text for w in words)]
+        return match
+
+    permission = the_one("permission room:join;")
+    password = the_one("password")
+    invitation = the_one("invitation list")
+    assert (permission, password, invitation) == ("ROOM-010", "ROOM-011", "ROOM-012")
+    cited = describe("payloads/room_join.schema.json").cited
+    listed = ids(related_requirements(catalog().types["room_join"], registry, cited))
+    assert {permission, password, invitation, "ROOM-002", "ROOM-007"} <= set(listed)
+    event = ids(related_requirements(catalog().types["user_join"], registry, cited=[]))
+    assert password not in event and invitation not in event
+
+
+def test_a_schema_view_names_the_requirements_it_cites() -> None:
+    view = describe("payloads/chat_message.schema.json")
+    assert view.requirement == "CHAT-007"
+    assert view.cited[0] == "CHAT-007" and "ROOM-001" in view.cited
+    assert len(set(view.cited)) == len(view.cited)

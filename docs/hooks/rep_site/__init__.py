@@ -6,6 +6,7 @@
 - ``render``: expand macros into Markdown (requirement sentences, registry tables).
 - ``schemas``: walk payload schemas into field tables; read vectors; list downloads.
 - ``reference``: the generated reference pages.
+- ``related``: which requirements a message type's page lists, and that rule in words.
 - ``site``: the facade a generator drives: ``Site.load()``, ``check``, ``render``,
   ``generated_pages``, ``published_files``.
 """

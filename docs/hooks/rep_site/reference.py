@@ -5,11 +5,12 @@ Nothing here is committed as output, so a reference page cannot fall behind the 
 
 from __future__ import annotations
 
+import html
 import json
-import re
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, Literal
 
+from rep_site.related import related_requirements, rule_text
 from rep_site.render import (
     DIRECTIONS,
     ERROR_CODES_PAGE,
@@ -32,6 +33,7 @@ from rep_site.schemas import describe, published_files, vector_example
 from rep_spec import Catalog, RequirementIndex
 from rep_spec.schema_files import load_json
 
+Sender = Literal["client", "server"]
 INDEX = "reference/index.md"
 MESSAGES_INDEX = "reference/messages/index.md"
 CLOSE_CODES_PAGE = "reference/close-codes.md"
@@ -178,7 +180,8 @@ class ReferenceBuilder:
     def message(self, name: str) -> str:
         src = message_page(name)
         entry = self.catalog.types[name]
-        senders = [s for s in ("client", "server") if entry.payload_schema(s)]
+        both: tuple[Sender, ...] = ("client", "server")
+        senders = [s for s in both if entry.payload_schema(s)]
         facts = [
             ["group", entry.group],
             ["direction", DIRECTIONS[entry.direction]],
@@ -200,6 +203,9 @@ class ReferenceBuilder:
                 [f"{sender} payload schema", f"[{relative.split('#')[0]}]({target}){fragment}"]
             )
         parts = [f"# `{name}`\n", "\n".join(f"- **{k}**: {v}" for k, v in facts), ""]
+        cited: list[str] = []
+        for sender in senders:
+            cited.extend(describe(entry.payload_schema(sender) or "").cited)
         for sender in senders:
             relative = entry.payload_schema(sender) or ""
             view = describe(relative)
@@ -226,9 +232,10 @@ class ReferenceBuilder:
                         f"### Example sent by a server\n\n{_json_block(example_server, title)}\n"
                     )
                 break
-        related = [r for r in self.registry if self._mentions(r.text, name)]
+        related = related_requirements(entry, self.registry, cited)
         if related:
             parts.append("## Requirements\n")
+            parts.append(rule_text(entry, rel(src, REQUIREMENT_INDEX)) + "\n")
             for r in related:
                 link = f"{rel(src, self.page_of[r.id])}#{r.id}"
                 parts.append(f"- [{r.id}]({link}) **{r.level}**: {self.vocabulary.format(r.text)}")
@@ -240,10 +247,6 @@ class ReferenceBuilder:
             parts.append("")
         parts.append(_note(src))
         return "\n".join(parts)
-
-    @staticmethod
-    def _mentions(text: str, name: str) -> bool:
-        return re.search(rf"(?<![\w.]){re.escape(name)}(?![\w])", text) is not None
 
     def error_codes(self) -> str:
         src = ERROR_CODES_PAGE
@@ -318,7 +321,7 @@ class ReferenceBuilder:
                 ]
                 if self.tests is not None:
                     names = self.tests.get(r.id, [])
-                    row.append("<br>".join(f"`{_escape_code(n)}`" for n in names) or "—")
+                    row.append("<br>".join(_test_name(n) for n in names) or "—")
                 rows.append(row)
             sections.append(
                 f"## {title}\n\nSpecified in [{self.page_titles[page]}]({rel(src, page)}).\n\n"
@@ -332,6 +335,10 @@ class ReferenceBuilder:
             else "The conformance kit's test list was not available when this page was built."
         )
         return (
+            # The table needs the width: the page keeps its table of contents (one entry per
+            # section) and drops the site navigation, which the top tabs still offer. Themes
+            # that do not know this front matter key ignore it.
+            "---\nhide:\n  - navigation\n---\n\n"
             "# Requirement index\n\n"
             f"REP {self.catalog.protocol_version} has {len(requirements)} requirements"
             f" ({level_text}): {check_text}. Each id links to the place in the specification\n"
@@ -369,8 +376,11 @@ class ReferenceBuilder:
         return "\n".join(parts) + "\n" + _note(src)
 
 
-def _escape_code(text: str) -> str:
-    return text.replace("`", "'").replace("|", "\\|")
+def _test_name(name: str) -> str:
+    """A test id as code that may wrap after ``::`` and ``_``, so the column stays narrow."""
+    escaped = html.escape(name, quote=False).replace("|", "&#124;")
+    breakable = escaped.replace("::", "::<wbr>").replace("_", "_<wbr>")
+    return f'<code class="rep-test">{breakable}</code>'
 
 
 def _describe_file(relative: str, path: Any) -> str:

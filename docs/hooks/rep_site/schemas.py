@@ -42,6 +42,13 @@ class SchemaView:
     description: str
     closed: bool
     fields: tuple[FieldRow, ...]
+    requirement: str | None = None
+
+    @property
+    def cited(self) -> tuple[str, ...]:
+        """The requirement ids the schema cites (``x-requirement``), itself first, no repeats."""
+        found = [self.requirement, *(row.requirement for row in self.fields)]
+        return tuple(dict.fromkeys(r for r in found if r))
 
 
 def _resolve(node: Any, resolver: Any) -> tuple[dict[str, Any], Any]:
@@ -166,6 +173,7 @@ def describe(relative: str, registry: Registry[Any] | None = None) -> SchemaView
         description=" ".join(str(root.get("description", "")).split()),
         closed=root.get("additionalProperties") is False,
         fields=tuple(_walk(root, root_resolver, "")),
+        requirement=root.get("x-requirement"),
     )
 
 
@@ -180,6 +188,7 @@ def describe_file(path: Path) -> SchemaView:
         description=" ".join(str(root.get("description", "")).split()),
         closed=root.get("additionalProperties") is False,
         fields=tuple(_walk(root, root_resolver, "")),
+        requirement=root.get("x-requirement"),
     )
 
 
