@@ -98,6 +98,15 @@ class Run:
             )
         return None
 
+    def require_feature(self, feature: str, *, blocking: bool = True) -> None:
+        """Skip unless the kit checks the feature; with ``blocking``, raise
+        :class:`Inconclusive` when it is known not to work."""
+        if not self.profile.supports(feature):
+            pytest.skip(not_checked_reason(feature))
+        blocked = self.feature_block(feature) if blocking else None
+        if blocked is not None:
+            raise Inconclusive((blocked[0],), blocked[1])
+
     def collect_welcome_problems(self, welcome: Message) -> None:
         """The probe's welcome, judged like any frame: its problems reach the frame audit
         even when the server dies before the first check connects."""
@@ -353,11 +362,7 @@ class Harness:
 
     def require_feature(self, feature: str) -> None:
         """Skip unless the feature is checked; block when it is known not to work."""
-        if not self.profile.supports(feature):
-            pytest.skip(not_checked_reason(feature))
-        blocked = self.run.feature_block(feature)
-        if blocked is not None:
-            raise Inconclusive((blocked[0],), blocked[1])
+        self.run.require_feature(feature)
 
     def feature_missing(self, feature: str, why: str) -> None:
         """Record that a feature's first request failed as not implemented."""

@@ -28,7 +28,7 @@ import pytest
 from conformance.baseline import Baseline
 from conformance.failures import ConformanceFailure
 from conformance.generation import settings as run_settings
-from conformance.harness import Harness, Inconclusive, Run, not_checked_reason, probe_profile
+from conformance.harness import Harness, Inconclusive, Run, probe_profile
 from conformance.health import Outage, ServerHealth
 from conformance.preflight import preflight
 from conformance.profile import ServerProfile
@@ -38,8 +38,11 @@ from conformance.results import (
     FEATURE_PREFIX,
     SERVER_UNREACHABLE,
     CheckResult,
+    RequirementResult,
+    RootCause,
     counts_as_failure,
     feature_cause,
+    first_line,
     judge,
     requirement_results,
     root_causes,
@@ -189,6 +192,9 @@ class Recorder:
         self.background: dict[str, BackgroundCheck] = {}
         self.report_paths: list[Path] = []
         self.aborted: RunAborted | None = None
+        self.found: list[RequirementResult] = []
+        self.causes: list[RootCause] = []
+        self.skipped: list[dict[str, Any]] = []
         self.exit_status: int | None = None
         target_path = config.getoption("rep_target")
         if target_path:
@@ -397,7 +403,7 @@ class Recorder:
             if outage is not None:
                 went_away = outage.check == check_id_of(item)
                 failed, blocked = (), (SERVER_UNREACHABLE,)
-                first = message.splitlines()[0] if message else ""
+                first = first_line(message)
                 message = outage.describe() + (f"\n(the check saw: {first})" if first else "")
         result = CheckResult(
             check_id=check_id_of(item),
@@ -474,12 +480,12 @@ class Recorder:
         elif result.verdict == "inconclusive":
             report.outcome = "skipped"
             causes = ", ".join(result.blocked_by)
-            first = result.message.splitlines()[0] if result.message else ""
+            first = first_line(result.message)
             report.longrepr = (*where, f"inconclusive (blocked by {causes}): {first}")
         elif result.verdict == "warn" and not self.strict:
             report.outcome = "skipped"
             ids = ", ".join(result.failed_requirements)
-            first = result.message.splitlines()[0] if result.message else ""
+            first = first_line(result.message)
             report.wasxfail = f"SHOULD not met ({ids}): {first}"
         elif result.verdict in ("fail", "warn"):
             report.longrepr = result.message
@@ -504,8 +510,7 @@ class Recorder:
             )
         return notes
 
-    def failing(self, session: pytest.Session) -> bool:
-        found = requirement_results(self.results)
+    def failing(self, session: pytest.Session, found: list[RequirementResult]) -> bool:
         broken = {"fail", "warn"} if self.strict else {"fail"}
         return (
             any(counts_as_failure(c.verdict, self.strict) for c in self.results)
@@ -524,14 +529,17 @@ class Recorder:
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
         if not self.active:
             return
-        found = requirement_results(self.results)
+        # Computed once here; the terminal summary (printed after) reads them.
+        self.found = found = requirement_results(self.results)
+        self.causes = root_causes(self.results, self.explanations())
+        self.skipped = skip_causes(self.results)
         passed = [r.requirement.id for r in found if r.verdict == "pass"]
         failed = [rid for c in self.results for rid in c.failed_requirements]
         self.stale_entries = [
             {"entry": entry.key, "reason": entry.reason}
             for entry in self.baseline.stale_requirement_entries(passed, failed)
         ]
-        failing = self.failing(session)
+        failing = self.failing(session, found)
         if self.aborted is not None:
             session.exitstatus = self.aborted.exit_status
         elif self.outages_seen():
@@ -550,8 +558,8 @@ class Recorder:
                 duration=time.monotonic() - self.started,
                 stale_entries=self.stale_entries,
                 failing=failing,
-                root_causes=[c.to_dict() for c in root_causes(self.results, self.explanations())],
-                skip_causes=skip_causes(self.results),
+                root_causes=[c.to_dict() for c in self.causes],
+                skip_causes=self.skipped,
                 aborted=self.aborted.reason if self.aborted is not None else None,
                 outages=[o.to_dict() for o in health.outages] if health is not None else [],
                 exit_status=int(session.exitstatus),
@@ -570,15 +578,14 @@ class Recorder:
             for result in self.results:
                 by_verdict[result.verdict] = by_verdict.get(result.verdict, 0) + 1
             write("checks: " + ", ".join(f"{n} {v}" for v, n in sorted(by_verdict.items())))
-            found = requirement_results(self.results)
             req_counts: dict[str, int] = {}
-            for r in found:
+            for r in self.found:
                 if r.verdict not in ("not-checked", "out-of-scope"):
                     req_counts[r.verdict] = req_counts.get(r.verdict, 0) + 1
             write("requirements: " + ", ".join(f"{n} {v}" for v, n in sorted(req_counts.items())))
             if self.run is not None and self.run.profile.checks_every_feature:
                 write(f"features: {self.run.profile.feature_basis()}")
-            causes = root_causes(self.results, self.explanations())
+            causes = self.causes
             if causes:
                 write("fix first:")
                 for rank, cause in enumerate(causes[:FIX_FIRST_SHOWN], 1):
@@ -590,12 +597,12 @@ class Recorder:
                     write(
                         f"  {rank}. {cause.key} ({cause.level}, {', '.join(costs)}): {cause.title}"
                     )
-                    first = cause.message.splitlines()[0] if cause.message else ""
+                    first = first_line(cause.message)
                     if first:
                         write(f"     {first}")
                 if len(causes) > FIX_FIRST_SHOWN:
                     write(f"  ... and {len(causes) - FIX_FIRST_SHOWN} more in the reports")
-            skipped = skip_causes(self.results)
+            skipped = self.skipped
             if skipped:
                 write("skipped:")
                 for entry in skipped:
@@ -812,8 +819,4 @@ def gate(item: pytest.Item, run: Run) -> None:
             raise Inconclusive((SERVER_UNREACHABLE,), f"server unreachable since {outage.check}")
     own = entry_feature(item)
     for feature in needed_features(item):
-        if not run.profile.supports(feature):
-            pytest.skip(not_checked_reason(feature))
-        blocked = run.feature_block(feature) if feature != own else None
-        if blocked is not None:
-            raise Inconclusive((blocked[0],), blocked[1])
+        run.require_feature(feature, blocking=feature != own)

@@ -105,7 +105,8 @@ def server_config(found: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _healthy(port: int) -> bool:
+def healthy(port: int) -> bool:
+    """Whether a server on this loopback port answers GET /health with 200."""
     connection = http.client.HTTPConnection("127.0.0.1", port, timeout=1.0)
     try:
         connection.request("GET", "/health")
@@ -163,7 +164,7 @@ def reference_server(
         process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env)
         try:
             deadline = time.monotonic() + startup_timeout
-            while not _healthy(port):
+            while not healthy(port):
                 if process.poll() is not None:
                     raise ReferenceServerError(
                         f"the reference server exited with {process.returncode}:\n{_tail(log_path)}"

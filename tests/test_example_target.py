@@ -12,7 +12,6 @@ so no subset is selected.
 
 from __future__ import annotations
 
-import http.client
 import json
 import os
 import secrets
@@ -25,7 +24,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conformance.reference import free_port
+from conformance.reference import free_port, healthy
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = ROOT / "conformance" / "target.example.yaml"
@@ -35,17 +34,6 @@ STARTUP = 20.0
 RUN_TIMEOUT = 240
 
 pytestmark = pytest.mark.network
-
-
-def healthy(port: int) -> bool:
-    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=1.0)
-    try:
-        connection.request("GET", "/health")
-        return connection.getresponse().status == 200
-    except OSError:
-        return False
-    finally:
-        connection.close()
 
 
 @pytest.fixture(scope="module")
