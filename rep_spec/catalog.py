@@ -44,6 +44,9 @@ class CloseCode:
     code: int
     name: str
     meaning: str
+    #: What a client does after this close when it did not ask for it: backoff, never,
+    #: new_token (CLIENT-012).
+    client_reconnect: str = "backoff"
 
 
 @dataclass(frozen=True)
@@ -117,7 +120,7 @@ def catalog() -> Catalog:
         for e in load_json("error-codes.json")["codes"]
     }
     closes = {
-        c["name"]: CloseCode(c["code"], c["name"], c["meaning"])
+        c["name"]: CloseCode(c["code"], c["name"], c["meaning"], c["clientReconnect"])
         for c in load_json("close-codes.json")["codes"]
     }
     roles_doc = load_json("roles.json")

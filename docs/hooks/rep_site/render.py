@@ -26,6 +26,7 @@ ERROR_CODES_PAGE = "reference/error-codes.md"
 VERIFIED_BY = {
     "conformance": "checked by the conformance kit",
     "vectors": "checked by the schema test vectors",
+    "client-conformance": "checked by the conformance kit's client run (rep-conformance client)",
     "review": "not observable from outside; checked by review and the reference server's tests",
 }
 ACTORS = {"server": "servers", "client": "clients", "both": "clients and servers"}
@@ -163,10 +164,10 @@ def error_codes_table(catalog: Catalog) -> str:
 
 def close_codes_table(catalog: Catalog) -> str:
     rows = [
-        [f"`{c.code}`", f"`{c.name}`", escape_markdown(c.meaning)]
+        [f"`{c.code}`", f"`{c.name}`", escape_markdown(c.meaning), f"`{c.client_reconnect}`"]
         for c in sorted(catalog.close_codes.values(), key=lambda c: c.code)
     ]
-    return md_table(["code", "name", "meaning"], rows)
+    return md_table(["code", "name", "meaning", "client reconnects"], rows)
 
 
 def roles_table(
