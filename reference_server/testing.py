@@ -18,6 +18,9 @@ from reference_server.core.server import ServerCore
 from reference_server.transport.app import create_app
 
 
+CLEANUP_TIMEOUT_S = 15.0
+
+
 @dataclass(frozen=True)
 class RunningServer:
     host: str
@@ -79,7 +82,28 @@ def running_server(
     try:
         yield RunningServer(host, port, secret, runner.app, loop)
     finally:
-        asyncio.run_coroutine_threadsafe(runner.cleanup(), loop).result(15)
-        loop.call_soon_threadsafe(loop.stop)
-        thread.join(5)
-        loop.close()
+        _stop(runner, loop, thread)
+
+
+def _stop(runner: web.AppRunner, loop: asyncio.AbstractEventLoop, thread: threading.Thread) -> None:
+    """Shut down; if that hangs, cancel whatever still runs, so no thread outlives the test.
+
+    A server thread left running keeps logging into streams the test runner has closed
+    (``ValueError: I/O operation on closed file``) and keeps its sockets open.
+    """
+    try:
+        asyncio.run_coroutine_threadsafe(runner.cleanup(), loop).result(CLEANUP_TIMEOUT_S)
+    finally:
+
+        async def cancel_everything() -> None:
+            leftovers = asyncio.all_tasks(loop) - {asyncio.current_task(loop)}
+            for task in leftovers:
+                task.cancel()
+            if leftovers:  # let the cancelled tasks unwind, within bounds
+                await asyncio.wait(leftovers, timeout=CLEANUP_TIMEOUT_S)
+            loop.stop()
+
+        asyncio.run_coroutine_threadsafe(cancel_everything(), loop)
+        thread.join(CLEANUP_TIMEOUT_S)
+        if not thread.is_alive():
+            loop.close()

@@ -15,6 +15,9 @@ from reference_server.testing import RunningServer
 from tests.reference_server.harness import VALIDATOR, SchemaViolation
 
 _ids = itertools.count(1)
+# How long a test waits for a message it expects: generous, because CI machines are shared
+# and busy. Waiting longer costs nothing when the message comes; silence is judged apart.
+EXPECTED_WITHIN_S = 10.0
 
 
 class Client:
@@ -33,7 +36,7 @@ class Client:
         await self.ws.send(orjson.dumps(message).decode())
         return str(message["id"])
 
-    async def recv(self, within: float = 2.0) -> dict[str, Any]:
+    async def recv(self, within: float = EXPECTED_WITHIN_S) -> dict[str, Any]:
         raw = await asyncio.wait_for(self.ws.recv(), within)
         message: dict[str, Any] = orjson.loads(raw)
         problem = VALIDATOR.check_server_message(message)
@@ -41,7 +44,7 @@ class Client:
             raise SchemaViolation(f"server sent an invalid message: {problem}: {message}")
         return message
 
-    async def recv_type(self, message_type: str, within: float = 2.0) -> dict[str, Any]:
+    async def recv_type(self, message_type: str, within: float = EXPECTED_WITHIN_S) -> dict[str, Any]:
         """Skip heartbeats; the next other message must be of ``message_type``."""
         while True:
             message = await self.recv(within)

@@ -52,8 +52,10 @@ def _namespace() -> str:
     return f"t-{uuid.uuid4().hex[:12]}"
 
 
-async def _redis_broker(url: str, namespace: str, node_id: str = "n1") -> RedisBroker:
-    broker = RedisBroker(url, namespace=namespace, node_id=node_id)
+async def _redis_broker(
+    url: str, namespace: str, node_id: str = "n1", **options: float
+) -> RedisBroker:
+    broker = RedisBroker(url, namespace=namespace, node_id=node_id, **options)
     await broker.connect()
     return broker
 
@@ -629,8 +631,11 @@ def test_broker_from_url() -> None:
 @pytest.fixture
 async def two_nodes(redis_server: RedisProcess) -> AsyncIterator[tuple[RedisBroker, RedisBroker]]:
     namespace = _namespace()
-    first = await _redis_broker(redis_server.url, namespace, "n1")
-    second = await _redis_broker(redis_server.url, namespace, "n2")
+    # The races queue hundreds of calls on each pool: on a busy machine a call may wait
+    # longer than the production timeout, and a timed-out rate check falls back to the
+    # node's own window, which is not what these tests are about (atomicity is).
+    first = await _redis_broker(redis_server.url, namespace, "n1", command_timeout=30)
+    second = await _redis_broker(redis_server.url, namespace, "n2", command_timeout=30)
     try:
         yield first, second
     finally:
