@@ -18,6 +18,9 @@ TokenSource = Literal["header", "query", "cookie"]
 CONNECT_PERMISSION = "websocket:connect"
 #: RFC 7518 section 3.2: an HMAC key at least as long as the hash output.
 HMAC_MIN_SECRET_BYTES = {"HS256": 32, "HS384": 48, "HS512": 64}
+#: RFC 7519 section 2: these claims are NumericDates, JSON numbers. PyJWT converts a numeric
+#: string with int(), so a string exp would pass it and never expire the connection.
+NUMERIC_DATE_CLAIMS = ("exp", "nbf", "iat")
 
 
 @dataclass(frozen=True)
@@ -108,6 +111,12 @@ class TokenVerifier:
             raise AuthRejected(401, "unauthorized", "token expired") from exc
         except jwt.InvalidTokenError as exc:
             raise AuthRejected(401, "unauthorized", f"invalid token: {exc}") from exc
+        for name in NUMERIC_DATE_CLAIMS:
+            value = claims.get(name)
+            if name in claims and (isinstance(value, bool) or not isinstance(value, int | float)):
+                raise AuthRejected(
+                    401, "unauthorized", f"claim {name!r} must be a NumericDate (a JSON number)"
+                )
         subject = claims.get("sub")
         if not isinstance(subject, str) or not subject or len(subject) > 128:
             raise AuthRejected(401, "unauthorized", "sub must be a non-empty string")

@@ -126,6 +126,26 @@ def test_malformed_or_badly_signed_tokens_are_refused_with_401(rep: Harness, kin
     refused(rep, rep.attempt(token), UNAUTHORIZED, "AUTH-003", f"a {kind} token")
 
 
+@pytest.mark.requirements("AUTH-003")
+@pytest.mark.parametrize("claim", ["exp", "nbf", "iat"])
+def test_time_claims_that_are_not_numbers_are_refused_with_401(rep: Harness, claim: str) -> None:
+    """A time claim written as a numeric string is not a NumericDate: 401.
+
+    A server that converts it (as some JWT libraries do) would accept a token whose expiry
+    it then never enforces (AUTH-012).
+    """
+    claims = standard_claims(rep.user(), ["user"], [], DEFAULT_TTL)
+    claims[claim] = str(claims.get(claim, int(time.time())))
+    token = rep.sign(claims)
+    refused(
+        rep,
+        rep.attempt(token),
+        UNAUTHORIZED,
+        "AUTH-003",
+        f"a correctly signed token whose {claim} claim is the string {json_text(claims[claim])}",
+    )
+
+
 @pytest.mark.requirements("AUTH-004")
 def test_an_expired_token_is_refused_with_401(rep: Harness) -> None:
     """A correctly signed token whose exp passed a minute ago: 401."""

@@ -238,6 +238,12 @@ VARIANTS = [
         patch=accept_alg_none,
     ),
     Variant(
+        "numeric-string-time-claims",
+        "AUTH-003",
+        ("test_time_claims_that_are_not_numbers_are_refused_with_401",),
+        patch=lambda: _replaced(auth, "NUMERIC_DATE_CLAIMS", ()),
+    ),
+    Variant(
         "permissions-claim-ignored",
         "AUTHZ-001",
         ("test_the_permissions_claim_alone_grants_permissions",),
