@@ -26,6 +26,7 @@ from reference_server.broker.factory import broker_from_url
 from reference_server.config import ConfigError, load_config
 from reference_server.logs import PathOnlyAccessLogger, configure_logging
 from reference_server.transport.app import create_app
+from reference_server.transport.runner import serve
 from rep_spec import catalog
 
 PROG = "rep-server"
@@ -335,13 +336,7 @@ def _serve(args: argparse.Namespace) -> int:
 
     app.on_startup.append(announce)
     try:
-        web.run_app(
-            app,
-            sock=sockets,
-            print=None,
-            access_log_class=PathOnlyAccessLogger,
-            shutdown_timeout=5,
-        )
+        serve(app, sockets, access_log_class=PathOnlyAccessLogger, shutdown_timeout=5)
     except BrokerUnavailable as exc:
         raise Refused(f"cannot start: broker unavailable: {exc}", EXIT_BROKER) from None
     finally:

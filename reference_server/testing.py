@@ -16,7 +16,7 @@ from reference_server.broker.base import Broker
 from reference_server.config import ServerConfig
 from reference_server.core.server import ServerCore
 from reference_server.transport.app import create_app
-
+from reference_server.transport.runner import ReferenceAppRunner
 
 CLEANUP_TIMEOUT_S = 15.0
 
@@ -64,7 +64,7 @@ def running_server(
 
     async def start() -> tuple[web.AppRunner, int]:
         app = create_app(config, secret, broker=broker, core_factory=core_class)
-        runner = web.AppRunner(app, handle_signals=False, shutdown_timeout=2)
+        runner = ReferenceAppRunner(app, handle_signals=False, shutdown_timeout=2)
         await runner.setup()
         site = web.TCPSite(runner, host, 0)
         await site.start()

@@ -44,7 +44,9 @@ class Client:
             raise SchemaViolation(f"server sent an invalid message: {problem}: {message}")
         return message
 
-    async def recv_type(self, message_type: str, within: float = EXPECTED_WITHIN_S) -> dict[str, Any]:
+    async def recv_type(
+        self, message_type: str, within: float = EXPECTED_WITHIN_S
+    ) -> dict[str, Any]:
         """Skip heartbeats; the next other message must be of ``message_type``."""
         while True:
             message = await self.recv(within)
