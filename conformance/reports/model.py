@@ -13,8 +13,11 @@ from conformance.results import CheckResult, RequirementResult, section_summary
 from rep_spec import catalog, requirements
 
 REPORT_FORMAT = 2
-#: Where requirement ids link to in the published specification.
-REQUIREMENT_URL = "https://rep-protocol.dev/reference/requirements/#{id}"
+#: The published specification. Each protocol version lives under its own path there
+#: (``/1.0/``), so a link from a report keeps pointing at the text the kit checked.
+SPEC_SITE = "https://rep-protocol.dev/"
+#: Where requirement ids link to: the anchor of the id in its version's requirement index.
+REQUIREMENT_URL = f"{SPEC_SITE}{catalog().protocol_version}/reference/requirements/#{{id}}"
 
 
 def _count(values: Iterable[str]) -> dict[str, int]:

@@ -40,6 +40,8 @@ MACROS: Mapping[str, tuple[int, int]] = {
     "schema_fields": (1, 1),
     "file_schema_fields": (1, 1),
     "action_inputs": (1, 1),
+    "matrix": (0, 0),
+    "spec_changelog": (0, 0),
 }
 
 SECTION_KEY = "rep_section"

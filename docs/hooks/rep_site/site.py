@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from rep_site.examples import check_examples, find_examples, rewrite_fences
+from rep_site.matrix import Matrix, load_matrix
 from rep_site.pages import Page, SiteError, check_placement, split_front_matter
 from rep_site.reference import ReferenceBuilder
 from rep_site.render import (
@@ -29,11 +30,17 @@ from rep_site.render import (
     schema_fields,
 )
 from rep_site.schemas import published_files
+from rep_site.spec_changelog import changelog_markdown
+from rep_site.versions import banner, check_version, is_development
 from rep_spec import Catalog, MessageValidator, RequirementIndex, catalog, requirements
+from rep_spec import changelog as spec_changelog
 from rep_spec.schema_files import load_json, schema_paths
 
 SPEC_DIR = "specification/"
 PROJECT_ROOT = Path(__file__).resolve().parents[3]
+IMPLEMENTATIONS = "implementations"
+#: The kit's own schemas, published at their ``$id``s (``schemas/conformance/…``).
+KIT_SCHEMAS = ("conformance/target.schema.json", "conformance/report.schema.json")
 TestIndex = Mapping[str, Sequence[str]]
 
 
@@ -87,13 +94,23 @@ class Site:
     page_of: dict[str, str] = field(default_factory=dict)
     mentions: dict[str, list[str]] = field(default_factory=dict)
     titles: dict[str, str] = field(default_factory=dict)
+    #: The version this build is deployed as (``1.0``, ``dev``); None for a plain build.
+    version: str | None = None
+    #: The report.json of the reference server that the build made for the matrix.
+    reference_report: Path | None = None
+    _matrix: Matrix | None = None
 
     @classmethod
     def load(
-        cls, root: Path = PROJECT_ROOT, tests: Callable[[], TestIndex | None] = load_test_index
+        cls,
+        root: Path = PROJECT_ROOT,
+        tests: Callable[[], TestIndex | None] = load_test_index,
+        version: str | None = None,
+        reference_report: Path | None = None,
     ) -> Site:
         """Read the registries; ``root`` is the project, against which macro paths resolve."""
         spec = catalog()
+        check_version(version, spec.protocol_version)
         return cls(
             root=root,
             catalog=spec,
@@ -101,7 +118,28 @@ class Site:
             tests=tests(),
             validator=MessageValidator(),
             vocabulary=Vocabulary(spec, _property_names(schema_paths())),
+            version=version,
+            reference_report=reference_report,
         )
+
+    @property
+    def development(self) -> bool:
+        """Whether this build is the development version (it carries the banner)."""
+        return is_development(self.version, self.catalog.protocol_version)
+
+    def matrix(self) -> Matrix:
+        """The conformance matrix, every submitted report validated (SiteError if not)."""
+        if self._matrix is None:
+            from conformance.reports.schema import report_problems, requirement_verdicts
+
+            self._matrix = load_matrix(
+                self.root / IMPLEMENTATIONS,
+                self.reference_report,
+                self.registry,
+                requirement_verdicts(),
+                report_problems,
+            )
+        return self._matrix
 
     def check(self, pages: Iterable[Page]) -> None:
         """Enforce the placement rules and validate every worked example; raise SiteError."""
@@ -138,13 +176,27 @@ class Site:
         )
 
     def generated_pages(self) -> dict[str, str]:
-        return self.reference().pages()
+        return {**self.reference().pages(), **self.matrix().pages()}
+
+    def generated_detail_pages(self) -> list[str]:
+        """Generated pages reached from a page, not from the navigation."""
+        return list(self.matrix().pages())
 
     def message_nav(self) -> list[Any]:
         return self.reference().message_nav()
 
     def published_files(self) -> list[tuple[str, Path]]:
         return published_files()
+
+    def other_files(self) -> list[tuple[str, Path]]:
+        """Files served as they are, by their path in the site: the kit's schemas at their
+        ``$id``s and the matrix's reports beside their pages."""
+        found = []
+        for relative in KIT_SCHEMAS:
+            path = self.root / relative
+            schema_id = str(json.loads(path.read_text(encoding="utf-8"))["$id"])
+            found.append((schema_id[schema_id.index("/schemas/") + 1 :], path))
+        return found + self.matrix().published_files()
 
     def render(self, page_src: str, markdown: str) -> str:
         """A page's Markdown with its macros expanded and its examples titled."""
@@ -165,5 +217,13 @@ class Site:
             "schema_fields": lambda src, args: schema_fields(args[0], src),
             "file_schema_fields": lambda src, args: file_schema_fields(self.root / args[0], src),
             "action_inputs": lambda src, args: action_inputs(self.root / args[0]),
+            "matrix": lambda src, args: self.matrix().table(src),
+            "spec_changelog": lambda src, args: changelog_markdown(
+                spec_changelog.load(), self.registry, self.vocabulary, src
+            ),
         }
         return rewrite_fences(expand_macros(markdown, page_src, renderers))
+
+    def banner(self, page_url: str) -> str:
+        """What goes above a page's text: the development banner, or nothing."""
+        return banner(page_url) if self.development else ""
