@@ -558,11 +558,13 @@ class Client:
         requirement: Iterable[str] | str,
         within: float | None = None,
         exactly_one: bool = True,
+        wrong_code: Iterable[str] | str | None = None,
     ) -> Message:
         """The one error a refused message gets (ERR-001), correlated to it (ERR-003).
 
         ``of`` is the refused message's id when it had a valid one. ``requirement`` names
-        what a wrong code breaks (e.g. ERR-008 for invalid_envelope). A non-error answer
+        what a missing refusal breaks, ``wrong_code`` (default: the same) what an error of
+        another code breaks (e.g. ERR-008 for invalid_envelope). A non-error answer
         correlated to ``of`` fails at once: the server processed what it had to refuse.
         With ``exactly_one``, a ping barrier proves no second error followed.
         """
@@ -608,7 +610,7 @@ class Client:
         got = error["payload"].get("code") if isinstance(error.get("payload"), dict) else None
         if got != code:
             raise self.failure(
-                requirement,
+                requirement if wrong_code is None else wrong_code,
                 sent=sent,
                 expected=expected,
                 received=f"received {error_code_text(got)}: {summarize(error)}",

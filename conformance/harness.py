@@ -25,6 +25,7 @@ from conformance.failures import ConformanceFailure
 from conformance.frames import ConnectionState, FrameChecker
 from conformance.health import ServerHealth
 from conformance.http import HttpClient
+from conformance.identifiers import slug
 from conformance.profile import ServerProfile
 from conformance.results import feature_cause
 from conformance.target import Node, Target
@@ -204,6 +205,12 @@ class Harness:
     def name(self, prefix: str) -> str:
         """A name no other check of this run (or earlier run) uses: users, rooms, tags."""
         return self.run.unique(prefix)
+
+    def slug(self, label: str, pointer: str = "defs.schema.json#/$defs/roomId") -> str:
+        """A unique room, collection or record id drawn from the whole slug pattern (a
+        digit first, every punctuation the pattern admits, its longest length), so a
+        server that splits, escapes or truncates ids misroutes and fails."""
+        return slug(self.name(label), pointer)
 
     def user(self, label: str = "user") -> str:
         return self.name(label)

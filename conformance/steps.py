@@ -65,7 +65,7 @@ def members_of(response: Message) -> list[dict[str, Any]]:
 
 def populated_room(rep: Harness, *clients: Client, label: str = "room") -> str:
     """A new public room joined by ``clients`` in order; their user_join notices consumed."""
-    room_id = rep.name(label)
+    room_id = rep.slug(label)
     for index, client in enumerate(clients):
         join(client, room_id)
         for earlier in clients[:index]:
@@ -147,3 +147,44 @@ def record_change(
     """A data change and the sender's copy of it (MSG-004)."""
     sent = client.send(type_, payload)
     return client.expect(type_, correlation_id=sent, requirement=requirement)
+
+
+def stats(rep: Harness, *, requirement: str = "HTTP-002") -> dict[str, Any]:
+    """GET /stats as a JSON object (HTTP-002 when it is not one)."""
+    response = rep.http.get("/stats")
+    body = response.json() if response.status == 200 else None
+    if not isinstance(body, dict):
+        raise rep.fail(
+            requirement,
+            sent="GET /stats",
+            expected="HTTP 200 with a JSON object of counts",
+            received=f"HTTP {response.status} {response.text[:200]}",
+        )
+    return body
+
+
+#: How often a /stats difference is measured before it counts: other checks running in
+#: the background open and close connections, so one reading may include theirs.
+STATS_ATTEMPTS = 3
+
+
+def stats_change(
+    rep: Harness, key: str, action: Callable[[], Any], want: int, *, requirement: str
+) -> None:
+    """``action`` must change /stats ``key`` by exactly ``want``; measured up to
+    :data:`STATS_ATTEMPTS` times (each with a fresh action), failing only when no attempt
+    shows the wanted difference."""
+    seen: list[str] = []
+    for _ in range(STATS_ATTEMPTS):
+        before = stats(rep).get(key)
+        action()
+        after = stats(rep).get(key)
+        if isinstance(before, int) and isinstance(after, int) and after - before == want:
+            return
+        seen.append(f"{json_text(before)} -> {json_text(after)}")
+    raise rep.fail(
+        requirement,
+        sent=f"GET /stats before and after, {STATS_ATTEMPTS} times",
+        expected=f"{key} to change by {want:+d}",
+        received=f"{key} went {', '.join(seen)}",
+    )

@@ -24,6 +24,7 @@ LAYERS = {
     "coverage": 1,
     "redact": 1,
     "jsonvalues": 1,
+    "identifiers": 1,
     "generation": 3,
     "frames": 2,
     "health": 2,

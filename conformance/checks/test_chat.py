@@ -7,6 +7,7 @@ from html.parser import HTMLParser
 import pytest
 
 from conformance import spec, steps
+from conformance.checks import _hosts
 from conformance.client import Client, Message, json_text
 from conformance.harness import Harness
 from conformance.jsonvalues import same_json
@@ -53,6 +54,38 @@ def test_a_non_member_cannot_chat_in_a_room(rep: Harness) -> None:
     member.expect_none("chat_message", requirement="CHAT-001", description="the outsider's chat")
 
 
+@pytest.mark.requirements("CHAT-001")
+def test_chat_to_a_room_that_does_not_exist_is_forbidden(rep: Harness) -> None:
+    """No such room: the sender is not a member of it, so forbidden (not not_found)."""
+    client = rep.connect()
+    sent = chat(client, rep.slug("nowhere"), "anyone?")
+    client.expect_refusal(FORBIDDEN, of=sent, requirement="CHAT-001")
+
+
+@pytest.mark.requirements("MSG-007", "MSG-005")
+def test_other_members_copies_carry_the_senders_correlation_id(rep: Harness) -> None:
+    """The member's copy, found by its content, names the original id and the sender."""
+    sender, member = rep.connect(label="sender"), rep.connect(label="member")
+    room = steps.populated_room(rep, member, sender)
+    content = rep.name("marker")
+    sent = chat(sender, room, content)
+    copy = member.expect(
+        "chat_message",
+        where=lambda m: m.get("payload", {}).get("content") == content,
+        requirement="CHAT-002",
+        description=f"the copy of chat {json_text(content)}",
+    )
+    got = copy.get("metadata", {}).get("correlation_id")
+    if got != sent:
+        raise rep.fail(
+            "MSG-007",
+            sent=f"chat_message id={json_text(sent)} from {sender.label}",
+            expected=f"{member.label}'s copy with metadata.correlation_id = {json_text(sent)}",
+            received=f"metadata.correlation_id = {json_text(got)}",
+        )
+    steps.check_sender(rep, copy, sender)
+
+
 @pytest.mark.requirements("CHAT-002", "MSG-004", "MSG-005")
 def test_every_member_gets_exactly_one_copy_and_no_one_else(rep: Harness) -> None:
     """Sender and member each get one copy naming the sender; other rooms get nothing."""
@@ -87,10 +120,11 @@ MARKUP = {
     "allowed-with-style": '<strong style="color:red">loud</strong><u title="x">u</u>',
     "nested-trick": "<<script>script>alert(1)<</script>/script>",
     "uppercase": "<SCRIPT>alert(1)</SCRIPT><B>ok</B>",
+    "nothing-left": "<script>alert(1)</script>",
 }
 
 
-@pytest.mark.requirements("CHAT-003")
+@pytest.mark.requirements("CHAT-003", "CHAT-008")
 @pytest.mark.parametrize("content", MARKUP.values(), ids=MARKUP.keys())
 def test_chat_content_is_sanitized_before_distribution(rep: Harness, content: str) -> None:
     """Only the allowed elements survive, without attributes, in every member's copy."""
@@ -99,7 +133,7 @@ def test_chat_content_is_sanitized_before_distribution(rep: Harness, content: st
     sent = chat(sender, room, content)
     allowed = set(spec.ALLOWED_CHAT_ELEMENTS)
     for client in (member, sender):
-        copy = steps.delivered(client, "chat_message", sent, requirement="CHAT-002")
+        copy = steps.delivered(client, "chat_message", sent, requirement=("CHAT-002", "CHAT-008"))
         received = str(copy["payload"].get("content", ""))
         for tag, attrs in markup_in(received):
             if tag.lower() not in allowed or attrs:
@@ -112,34 +146,32 @@ def test_chat_content_is_sanitized_before_distribution(rep: Harness, content: st
                 )
 
 
-REFUSED_URLS = {
-    "localhost": "http://localhost/cat.png",
-    "loopback-v4": "http://127.0.0.1/cat.png",
-    "loopback-v6": "http://[::1]/cat.png",
-    "private-10": "https://10.1.2.3/cat.png",
-    "private-172": "http://172.16.5.4/cat.png",
-    "private-192": "http://192.168.0.10/cat.png",
-    "link-local-metadata": "http://169.254.169.254/latest/meta-data/",
-    "link-local-v6": "http://[fe80::1]/cat.png",
-    "unique-local-v6": "http://[fd12:3456::1]/cat.png",
-    "ftp-scheme": "ftp://example.com/cat.png",
-    "javascript-scheme": "javascript:alert(1)",
-    "file-scheme": "file:///etc/passwd",
-}
+#: The refused hosts, one parameter per IPv4 range (every notation) and one for the rest.
+HOST_GROUPS = [*_hosts.REFUSED_V4, "v6-names-schemes"]
+
+
+def refused_urls(group: str) -> list[tuple[str, str]]:
+    if group in _hosts.REFUSED_V4:
+        return _hosts.refused_urls(group)
+    return _hosts.other_refused_urls()
 
 
 @pytest.mark.requirements("CHAT-004", "ERR-009", "ERR-004")
-@pytest.mark.parametrize("url", REFUSED_URLS.values(), ids=REFUSED_URLS.keys())
+@pytest.mark.parametrize("group", HOST_GROUPS)
 def test_attachment_urls_to_internal_hosts_or_other_schemes_are_refused(
-    rep: Harness, url: str
+    rep: Harness, group: str
 ) -> None:
-    """Loopback, private, link-local and unique-local hosts and non-http schemes: refused."""
+    """Every notation of every refused range (dotted, integer, hex, octal, short,
+    IPv4-mapped, trailing dot), IPv6 ranges, localhost names, other schemes: refused."""
     sender, member = rep.connect(label="sender"), rep.connect(label="member")
     room = steps.populated_room(rep, member, sender)
-    attachments = [{"type": "image", "url": url}]
-    sent = chat(sender, room, "look", metadata={"attachments": attachments})
-    sender.expect_refusal(INVALID_PAYLOAD, of=sent, requirement="CHAT-004")
-    member.expect_none("chat_message", within=0.0, requirement="ERR-004", description="its copy")
+    urls = refused_urls(group)
+    rep.needs_messages(len(urls) + 2)
+    for form, url in urls:
+        attachments = [{"type": "image", "url": url}]
+        sent = chat(sender, room, f"look ({form})", metadata={"attachments": attachments})
+        sender.expect_refusal(INVALID_PAYLOAD, of=sent, requirement="CHAT-004")
+    member.expect_none("chat_message", within=0.0, requirement="ERR-004", description="a copy")
 
 
 @pytest.mark.requirements("CHAT-004")

@@ -45,7 +45,7 @@ def test_the_rate_limit_spans_nodes(rep: Harness) -> None:
     user = rep.user("busy")
     clients = [rep.connect(user, label="busy"), rep.connect(user, label="busy", node=node)]
     exhaust(rep, clients, count, window)
-    refused_as_limited(rep, clients[1], clients[1].send("ping"))
+    refused_as_limited(rep, clients[1], clients[1].send("ping"), requirement="CLUSTER-002")
 
 
 @pytest.mark.requirements("CLUSTER-003")

@@ -17,6 +17,8 @@ FORBIDDEN = spec.error_code("forbidden")
 CONNECT = spec.permission("websocket:connect")
 READ = spec.permission("data:read")
 WRITE = spec.permission("data:write")
+COLLECTION = "defs.schema.json#/$defs/collection"
+RECORD = "defs.schema.json#/$defs/recordId"
 
 
 def change(client: Client, type_: str, requirement: str, **payload: Any) -> Message:
@@ -56,8 +58,8 @@ def expect_field(rep: Harness, requirement: str, message: Message, **wanted: Any
 def test_a_created_record_is_at_version_1(rep: Harness, with_id: bool) -> None:
     """data_create's copy carries the record id (assigned when absent) and version 1."""
     client = rep.connect()
-    collection = rep.name("col")
-    extra = {"recordId": rep.name("rec")} if with_id else {}
+    collection = rep.slug("col", COLLECTION)
+    extra = {"recordId": rep.slug("rec", RECORD)} if with_id else {}
     copy = change(client, "data_create", "DATA-002", collection=collection, data={"a": 1}, **extra)
     record_id = copy["payload"].get("recordId")
     expect_field(rep, "DATA-002", copy, version=1, **extra)
@@ -76,7 +78,7 @@ def test_a_created_record_is_at_version_1(rep: Harness, with_id: bool) -> None:
 def test_creating_an_existing_record_is_a_conflict(rep: Harness) -> None:
     """A second data_create with the same record id: conflict, the first record kept."""
     client = rep.connect()
-    collection, record = rep.name("col"), rep.name("rec")
+    collection, record = rep.slug("col", COLLECTION), rep.slug("rec", RECORD)
     change(client, "data_create", "DATA-002", collection=collection, recordId=record, data={"v": 1})
     sent = client.send(
         "data_create", {"collection": collection, "recordId": record, "data": {"v": 2}}
@@ -91,7 +93,7 @@ def test_creating_an_existing_record_is_a_conflict(rep: Harness) -> None:
 def test_an_update_replaces_data_and_bumps_the_version(rep: Harness) -> None:
     """Update without and with a matching expectedVersion: versions 2 and 3, data replaced."""
     client = rep.connect()
-    collection, record = rep.name("col"), rep.name("rec")
+    collection, record = rep.slug("col", COLLECTION), rep.slug("rec", RECORD)
     change(client, "data_create", "DATA-002", collection=collection, recordId=record, data={"a": 1})
     copy = change(
         client, "data_update", "DATA-004", collection=collection, recordId=record, data={"b": 2}
@@ -113,7 +115,7 @@ def test_an_update_replaces_data_and_bumps_the_version(rep: Harness) -> None:
 def test_an_update_with_a_stale_expected_version_is_a_conflict(rep: Harness) -> None:
     """expectedVersion differs from the record's: conflict, and the record is unchanged."""
     client = rep.connect()
-    collection, record = rep.name("col"), rep.name("rec")
+    collection, record = rep.slug("col", COLLECTION), rep.slug("rec", RECORD)
     change(client, "data_create", "DATA-002", collection=collection, recordId=record, data={"a": 1})
     change(client, "data_update", "DATA-004", collection=collection, recordId=record, data={"a": 2})
     sent = client.send(
@@ -135,7 +137,10 @@ def test_an_update_with_a_stale_expected_version_is_a_conflict(rep: Harness) -> 
 def test_changing_a_missing_record_is_not_found(rep: Harness, type_name: str) -> None:
     """Update or delete of a record id the collection never held: not_found."""
     client = rep.connect()
-    payload: dict[str, Any] = {"collection": rep.name("col"), "recordId": rep.name("ghost")}
+    payload: dict[str, Any] = {
+        "collection": rep.slug("col", COLLECTION),
+        "recordId": rep.slug("ghost", RECORD),
+    }
     if type_name == "data_update":
         payload["data"] = {}
     sent = client.send(type_name, payload)
@@ -146,7 +151,7 @@ def test_changing_a_missing_record_is_not_found(rep: Harness, type_name: str) ->
 def test_a_delete_removes_the_record_and_reports_its_version(rep: Harness) -> None:
     """A stale expectedVersion is a conflict; a plain delete's copy carries the last version."""
     client = rep.connect()
-    collection, record = rep.name("col"), rep.name("rec")
+    collection, record = rep.slug("col", COLLECTION), rep.slug("rec", RECORD)
     change(client, "data_create", "DATA-002", collection=collection, recordId=record, data={})
     change(client, "data_update", "DATA-004", collection=collection, recordId=record, data={"x": 1})
     sent = client.send(
@@ -165,8 +170,8 @@ def test_a_delete_removes_the_record_and_reports_its_version(rep: Harness) -> No
 def test_revisions_count_changes_and_sync_since_returns_the_difference(rep: Harness) -> None:
     """Each change adds one to the revision; sinceRevision gives changed and deleted ids."""
     client = rep.connect()
-    collection = rep.name("col")
-    a, b, c = rep.name("a"), rep.name("b"), rep.name("c")
+    collection = rep.slug("col", COLLECTION)
+    a, b, c = rep.slug("a", RECORD), rep.slug("b", RECORD), rep.slug("c", RECORD)
     for record in (a, b):
         change(client, "data_create", "DATA-002", collection=collection, recordId=record, data={})
     start = sync(client, collection)
@@ -202,7 +207,7 @@ def test_subscribers_get_each_change_exactly_once(rep: Harness) -> None:
         rep.connect(label="subscriber"),
         rep.connect(label="bystander"),
     )
-    collection = rep.name("col")
+    collection = rep.slug("col", COLLECTION)
     sync(subscriber, collection)
     sync(writer, collection)
     sent = writer.send("data_create", {"collection": collection, "data": {"n": 1}})
@@ -229,7 +234,7 @@ def test_reading_needs_data_read_and_writing_data_write(
 ) -> None:
     """Without data:read a sync is forbidden; without data:write a create is forbidden."""
     client = rep.connect(roles=(), permissions=(CONNECT, held))
-    payload: dict[str, Any] = {"collection": rep.name("col")}
+    payload: dict[str, Any] = {"collection": rep.slug("col", COLLECTION)}
     if type_name == "data_create":
         payload["data"] = {}
     sent = client.send(type_name, payload)
@@ -240,10 +245,76 @@ def test_reading_needs_data_read_and_writing_data_write(
 def test_a_never_used_collection_syncs_empty_at_revision_0(rep: Harness) -> None:
     """data_sync on a fresh collection name: revision 0, no records, nothing deleted."""
     client = rep.connect()
-    found = sync(client, rep.name("empty"))
+    found = sync(client, rep.slug("empty", COLLECTION))
     if (found.get("revision"), found.get("records"), found.get("deleted")) != (0, [], []):
         raise rep.fail(
             "DATA-010",
             expected="revision 0, records [], deleted []",
             received=json_text(found),
         )
+
+
+@pytest.mark.requirements("DATA-004", "DATA-006")
+def test_versions_are_per_record_not_the_collection_revision(rep: Harness) -> None:
+    """Three records; the middle one updated twice: its copies carry versions 2 and 3 while
+    the collection's revision is 4 and 5, and its delete reports version 3."""
+    client = rep.connect()
+    collection = rep.slug("col", COLLECTION)
+    a, b, c = (rep.slug(label, RECORD) for label in ("a", "b", "c"))
+    for record in (a, b, c):
+        change(client, "data_create", "DATA-002", collection=collection, recordId=record, data={})
+    for version in (2, 3):
+        copy = change(
+            client,
+            "data_update",
+            "DATA-004",
+            collection=collection,
+            recordId=b,
+            data={"v": version},
+        )
+        expect_field(rep, "DATA-004", copy, recordId=b, version=version)
+    copy = change(client, "data_delete", "DATA-006", collection=collection, recordId=b)
+    expect_field(rep, "DATA-006", copy, recordId=b, version=3)
+    listed = sync(client, collection)
+    versions = {r.get("recordId"): r.get("version") for r in listed.get("records", [])}
+    if versions != {a: 1, c: 1} or listed.get("revision") != 6:
+        raise rep.fail(
+            "DATA-004",
+            sent=f"3 creates, 2 updates of {b}, its delete, then data_sync",
+            expected=f"revision 6, records {a} and {c} at version 1",
+            received=f"revision {json_text(listed.get('revision'))}, "
+            f"versions {json_text(versions)}",
+        )
+
+
+@pytest.mark.requirements("DATA-011", "DATA-007")
+def test_sync_since_is_strictly_after_and_bounded_by_the_current_revision(rep: Harness) -> None:
+    """sinceRevision equal to the revision of a surviving record's last change leaves it
+    out; a record deleted and created again is listed as a record, not deleted; a
+    sinceRevision beyond the current revision returns nothing."""
+    client = rep.connect()
+    collection = rep.slug("col", COLLECTION)
+    a, b = rep.slug("a", RECORD), rep.slug("b", RECORD)
+    change(client, "data_create", "DATA-002", collection=collection, recordId=a, data={})  # 1
+    change(client, "data_create", "DATA-002", collection=collection, recordId=b, data={})  # 2
+    change(client, "data_update", "DATA-004", collection=collection, recordId=a, data={"n": 1})
+
+    def expect_sync(since: int, revision: int, records: list[str], why: str) -> None:
+        got = sync(client, collection, since=since)
+        listed = sorted(str(r.get("recordId")) for r in got.get("records", []))
+        deleted = got.get("deleted", [])
+        if (got.get("revision"), listed, deleted) != (revision, sorted(records), []):
+            raise rep.fail(
+                "DATA-011",
+                sent=f"data_sync with sinceRevision {since} ({why})",
+                expected=f"revision {revision}, records {json_text(sorted(records))}, deleted []",
+                received=f"revision {json_text(got.get('revision'))}, records "
+                f"{json_text(listed)}, deleted {json_text(deleted)}",
+            )
+
+    expect_sync(3, 3, [], f"{a} last changed at revision 3, which is not after 3")
+    expect_sync(2, 3, [a], f"{a} changed at revision 3")
+    change(client, "data_delete", "DATA-006", collection=collection, recordId=b)  # 4
+    change(client, "data_create", "DATA-002", collection=collection, recordId=b, data={})  # 5
+    expect_sync(3, 5, [b], f"{b} deleted at 4 and created again at 5: a record, not deleted")
+    expect_sync(99, 5, [], "beyond the current revision 5")

@@ -267,3 +267,51 @@ def test_behaviour_refusals_are_single_registered_errors(rep: Harness) -> None:
     client.expect_refusal(NOT_FOUND, of=leave, requirement="ROOM-008")
     chat = client.send("chat_message", {"roomId": rep.name("room"), "content": "hi"})
     client.expect_refusal(FORBIDDEN, of=chat, requirement="CHAT-001")
+
+
+SURROGATES = {
+    "escaped-lone-high": '{"id": "s-1", "type": "ping", "timestamp": "2025-01-01T00:00:00Z",'
+    ' "payload": {}, "metadata": {"note": "\\ud800"}}',
+    "escaped-lone-low": '{"id": "s-1", "type": "ping", "timestamp": "2025-01-01T00:00:00Z",'
+    ' "payload": {}, "metadata": {"note": "x\\udc00y"}}',
+    "reversed-pair": '{"id": "s-1", "type": "ping", "timestamp": "2025-01-01T00:00:00Z",'
+    ' "payload": {}, "metadata": {"\\udc00\\ud800": 1}}',
+}
+
+
+@pytest.mark.requirements("ENV-016", "ENV-015", "ERR-007")
+@pytest.mark.parametrize("frame", SURROGATES.values(), ids=SURROGATES.keys())
+def test_a_lone_surrogate_is_answered_with_invalid_json(rep: Harness, frame: str) -> None:
+    """JSON text whose string escapes a lone surrogate is not I-JSON: invalid_json, and
+    the error itself is I-JSON (the kit's reader refuses anything else)."""
+    client = rep.connect()
+    client.send_raw(frame)
+    client.expect_refusal(INVALID_JSON, of=None, requirement="ENV-016")
+    client.expect_open(requirement="ERR-005")
+
+
+@pytest.mark.requirements("MSG-008")
+def test_answers_come_in_the_order_of_the_messages(rep: Harness) -> None:
+    """Invalid JSON, an unknown type, a ping, a refused leave, a ping: the errors and
+    pongs arrive in that order."""
+    client = rep.connect()
+    client.send_raw("{nope")
+    unknown = client.send("no_such_type", {})
+    first = client.send("ping")
+    leave = client.send("room_leave", {"roomId": rep.slug("nowhere")})
+    last = client.send("ping")
+    want = [None, unknown, first, leave, last]
+    client.sync()
+    answers = [
+        m.get("metadata", {}).get("correlation_id")
+        for _, m in client.received()
+        if m.get("type") in ("error", "pong")
+    ]
+    answers = [a for a in answers if a in want]
+    if answers[: len(want)] != want:
+        raise rep.fail(
+            "MSG-008",
+            sent=f"invalid JSON, then {json_text(want[1:])} in this order",
+            expected=f"their answers correlated in the same order: {json_text(want)}",
+            received=f"answers correlated to {json_text(answers)}",
+        )

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import json
 import time
 from typing import Any
 
@@ -18,6 +20,17 @@ FORBIDDEN = catalog().error_code(spec.error_code("forbidden")).http_status
 CONNECT = spec.permission("websocket:connect")
 TOKEN_EXPIRED = spec.close_code("token_expired")
 DISALLOWED_ORIGIN = "https://attacker.example.invalid"
+
+
+def token_expiry(token: str) -> float | None:
+    """The exp claim of a JWT (read, not verified), or None when it has none."""
+    try:
+        body = token.split(".")[1]
+        claims = json.loads(base64.urlsafe_b64decode(body + "=" * (-len(body) % 4)))
+    except (IndexError, ValueError):
+        return None
+    exp = claims.get("exp") if isinstance(claims, dict) else None
+    return float(exp) if isinstance(exp, int | float) else None
 
 
 def refused(rep: Harness, attempt: Attempt, status: int, requirement: str, sent: str) -> None:
@@ -87,6 +100,22 @@ def test_the_first_token_present_is_used(
     attempt = rep.attempt(None, placements=placements, origin=origin)
     sent = f"valid tokens for different users in {' and '.join(placed)}"
     accepted_as(rep, attempt, users[winner], "AUTH-002", sent)
+
+
+@pytest.mark.requirements("AUTH-002")
+@pytest.mark.parametrize("header", ["Basic dXNlcjpwYXNz", "Bearer", "Token abc"])
+def test_an_authorization_header_of_another_scheme_counts_as_absent(
+    rep: Harness, header: str
+) -> None:
+    """Authorization with another scheme (or Bearer without credentials) and a valid token
+    in the query: the query token is used."""
+    user = rep.user("query")
+    attempt = rep.attempt(
+        None, placements=[("query", rep.token(user))], headers=[("Authorization", header)]
+    )
+    scheme = header.split()[0]
+    sent = f"Authorization: {scheme} ... and a valid token in the query parameter"
+    accepted_as(rep, attempt, user, "AUTH-002", sent)
 
 
 @pytest.mark.requirements("AUTH-002", "AUTH-003")
@@ -300,7 +329,50 @@ def test_client_ids_are_unique_among_open_connections(rep: Harness) -> None:
         )
 
 
-@pytest.mark.requirements("AUTH-012")
+@pytest.mark.requirements("AUTH-013")
+def test_the_welcome_lists_the_effective_permissions(rep: Harness) -> None:
+    """roles [user] plus a permissions claim: the welcome lists every permission of the
+    role table's user role and the claimed one, and the roles claim as given."""
+    extra = spec.permission("room:join_private")
+    roles = ("user",)
+    client = rep.connect(roles=roles, permissions=(extra,))
+    payload = client.welcome.get("payload", {})
+    want = sorted(catalog().permissions_of(roles) | {extra})
+    got = payload.get("permissions")
+    if (
+        not isinstance(got, list)
+        or sorted(map(str, got)) != want
+        or payload.get("roles") != list(roles)
+    ):
+        raise rep.fail(
+            "AUTH-013",
+            sent=f"a token with roles {json_text(list(roles))} and permissions "
+            f"{json_text([extra])}",
+            expected=f"welcome permissions {json_text(want)} and roles {json_text(list(roles))}",
+            received=f"permissions {json_text(got)}, roles {json_text(payload.get('roles'))}",
+        )
+
+
+@pytest.mark.requirements("AUTH-011")
+def test_client_ids_stay_unique_after_connections_close(rep: Harness) -> None:
+    """Open three, close the first, open two more: the four open ones differ (a server
+    that numbers connections by how many are open hands out a clientId in use)."""
+    clients = [rep.connect() for _ in range(3)]
+    clients[0].close()
+    clients[1].expect_open(requirement="AUTH-011")
+    held = clients[1:] + [rep.connect() for _ in range(2)]
+    ids = [c.client_id for c in held]
+    if len(set(ids)) != len(ids):
+        raise rep.fail(
+            "AUTH-011",
+            sent="three connections, the first closed, then two more",
+            expected="a different clientId for each of the four open connections",
+            received=f"clientIds {json_text(ids)} (the closed one had "
+            f"{json_text(clients[0].client_id)})",
+        )
+
+
+@pytest.mark.requirements("AUTH-012", "AUTH-014")
 @pytest.mark.background
 def test_a_connection_is_closed_with_4001_when_its_token_expires(rep: Harness) -> None:
     """A token valid for two more seconds: the open connection is closed with 4001."""
@@ -308,15 +380,35 @@ def test_a_connection_is_closed_with_4001_when_its_token_expires(rep: Harness) -
     budget = rep.target.budgets.max_expiry_wait
     if ttl + 1 > budget:
         pytest.skip(f"waiting for expiry needs {ttl + 1} s; budgets.max_expiry_wait is {budget} s")
-    client = rep.connect(ttl=ttl)
+    user = rep.user()
+    token = rep.token(user, ttl=ttl)
+    attempt = rep.attempt(token, user=user, label="user")
+    if attempt.client is None:
+        raise rep.fail(
+            "AUTH-012", expected="HTTP 101 for a valid token", received=f"HTTP {attempt.status}"
+        )
+    client = attempt.client
     started = time.monotonic()
     wait = ttl + 1 + rep.timeouts.heartbeat_tolerance + rep.timeouts.answer
     interval = (rep.profile.heartbeat_interval_ms or 1000) / 1000
     client.keepalive(min(0.5, interval / 2), until=rep.transcript.now() + wait)
-    client.expect_close(
+    closed = client.expect_close(
         TOKEN_EXPIRED,
         within=0.5,
         requirement="AUTH-012",
         sent=f"pings while the token ran out ({ttl} s after connecting)",
     )
     rep.record("token expiry close after (s)", round(time.monotonic() - started, 3))
+    expiry = token_expiry(token)
+    if expiry is None:
+        return
+    late = time.time() - rep.transcript.now() + closed.at - expiry
+    tolerance = rep.timeouts.heartbeat_tolerance
+    if late < -tolerance or late > 1 + tolerance:
+        raise rep.fail(
+            "AUTH-014",
+            sent=f"a token with exp {expiry:.0f} (whole seconds)",
+            expected=f"the close 4001 no earlier than exp and within one second after it "
+            f"(tolerance {tolerance:g} s)",
+            received=f"the close came {late:+.3f} s after exp",
+        )

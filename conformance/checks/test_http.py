@@ -12,6 +12,7 @@ import pytest
 from conformance import spec, steps
 from conformance.client import json_text
 from conformance.frames import check_http_body
+from conformance.generation.sse import SseError, SseStream
 from conformance.harness import Harness
 from conformance.http import HttpResponse
 from conformance.jsonvalues import json_difference
@@ -60,6 +61,54 @@ def test_stats_count_connections_rooms_and_streams(rep: Harness) -> None:
                 expected=f"{key} >= {floor} (this check alone holds that many)",
                 received=json_text(body),
             )
+
+
+@pytest.mark.requirements("HTTP-002")
+def test_stats_change_by_exactly_what_a_client_does(rep: Harness) -> None:
+    """One more WebSocket connection is one more connection; one more SSE stream too; a
+    room with a member is one more room, and one fewer when its member leaves."""
+    steps.stats_change(rep, "connections", lambda: rep.connect(), 1, requirement="HTTP-002")
+    stream = rep.target.fixtures.stream
+    if rep.profile.supports("sse") and stream is not None:
+        opened: list[SseStream] = []
+
+        def open_sse() -> None:
+            url = rep.target.node.sse_url or f"{rep.target.node.http_url}/events"
+            opened.append(
+                SseStream(
+                    url,
+                    channels=[stream],
+                    token=rep.token(rep.user()),
+                    transcript=rep.transcript,
+                    label=f"sse#{len(opened) + 1}",
+                    timeout=rep.timeouts.connect,
+                )
+            )
+            if opened[-1].wait_for(lambda e: True, rep.timeouts.answer, consume=False) is None:
+                raise rep.fail("SSE-003", expected="a connection event", received="nothing")
+
+        try:
+            steps.stats_change(rep, "connections", open_sse, 1, requirement="HTTP-002")
+        except SseError as refused:
+            raise rep.fail(
+                "SSE-001", expected="HTTP 200", received=f"HTTP {refused.status}"
+            ) from refused
+        finally:
+            for sse in opened:
+                sse.close()
+    if not rep.profile.supports("rooms"):
+        return
+    client = rep.connect(label="member")
+    rooms: list[str] = []
+
+    def join_one() -> None:
+        rooms.append(steps.populated_room(rep, client, label="counted"))
+
+    def leave_one() -> None:
+        steps.request(client, "room_leave", {"roomId": rooms.pop()}, requirement="ROOM-005")
+
+    steps.stats_change(rep, "rooms", join_one, 1, requirement="HTTP-002")
+    steps.stats_change(rep, "rooms", leave_one, -1, requirement="HTTP-002")
 
 
 @pytest.mark.requirements("HTTP-003")
@@ -146,4 +195,38 @@ def test_failed_requests_get_the_registry_status_and_an_error_body(rep: Harness,
     if body["error"].get("code") != code:
         raise rep.fail(
             "HTTP-004", expected=f"error.code = {json_text(code)}", received=json_text(body)
+        )
+
+
+@pytest.mark.requirements("HTTP-005")
+@pytest.mark.features("publish")
+@pytest.mark.parametrize("case", ["token", "permission", "size", "json", "schema", "not-a-slug"])
+def test_publish_refusals_follow_the_order_of_checks(rep: Harness, case: str) -> None:
+    """Each request breaks its named check and every later one (the stream never exists):
+    the status of the named check is the answer."""
+    missing = rep.slug("no-stream", "defs.schema.json#/$defs/streamId")
+    admin = steps.admin_token(rep)
+    limit = rep.profile.max_message_bytes or spec.MIN_MAX_MESSAGE_BYTES
+    oversized = "{" + "x" * limit
+    cases: dict[str, tuple[str, dict[str, Any]]] = {
+        "token": ("unauthorized", {"body": oversized}),
+        "permission": ("forbidden", {"body": oversized, "token": rep.token(rep.user())}),
+        "size": ("message_too_large", {"body": oversized, "token": admin}),
+        "json": ("invalid_json", {"body": "{nope", "token": admin}),
+        "schema": ("invalid_payload", {"json": {"data": {}}, "token": admin}),
+        "not-a-slug": ("not_found", {"json": {"type": "evt", "data": {}}, "token": admin}),
+    }
+    code, request = cases[case]
+    path = "-not.a.slug!" if case == "not-a-slug" else missing
+    headers = {"Content-Type": "application/json"} if "body" in request else None
+    response = rep.http.post(f"/streams/{path}/events", headers=headers, **request)
+    status = catalog().error_code(spec.error_code(code)).http_status
+    body = response.json()
+    got = body.get("error", {}).get("code") if isinstance(body, dict) else None
+    if response.status != status or got != code:
+        raise rep.fail(
+            "HTTP-005",
+            sent=f"POST /streams/{path}/events failing the {case} check and every later one",
+            expected=f"HTTP {status} {code} (the first failing check decides)",
+            received=f"HTTP {response.status} {response.text[:200]}",
         )

@@ -42,7 +42,7 @@ def test_a_broadcast_needs_message_broadcast(rep: Harness) -> None:
     )
 
 
-@pytest.mark.requirements("NOTIF-002", "MSG-004")
+@pytest.mark.requirements("NOTIF-002", "NOTIF-004", "MSG-004")
 @pytest.mark.features("rooms")
 def test_an_announcement_reaches_the_room_and_the_sender(rep: Harness) -> None:
     """With message:announce, a notification to a room reaches its members and the sender."""
@@ -52,7 +52,7 @@ def test_an_announcement_reaches_the_room_and_the_sender(rep: Harness) -> None:
     room = steps.populated_room(rep, *members)
     sent = announcer.send("notification", {"message": "room closes soon", "roomId": room})
     for client in [announcer, *members]:
-        copy = steps.delivered(client, "notification", sent, requirement="NOTIF-002")
+        copy = steps.delivered(client, "notification", sent, requirement=("NOTIF-002", "NOTIF-004"))
         steps.check_sender(rep, copy, announcer)
     rep.quiet(
         [announcer, *members, outsider],
@@ -82,3 +82,12 @@ def test_an_announcement_to_a_missing_room_is_not_found(rep: Harness) -> None:
     announcer = rep.connect(permissions=(ANNOUNCE,))
     sent = announcer.send("notification", {"message": "anyone?", "roomId": rep.name("nowhere")})
     announcer.expect_refusal(NOT_FOUND, of=sent, requirement="NOTIF-003")
+
+
+@pytest.mark.requirements("NOTIF-004", "AUTHZ-002")
+def test_the_announce_permission_is_checked_before_the_room(rep: Harness) -> None:
+    """Without message:announce, a notification to a room that does not exist is
+    forbidden, not not_found: the sender learns nothing about which rooms exist."""
+    client = rep.connect()
+    sent = client.send("notification", {"message": "anyone?", "roomId": rep.slug("nowhere")})
+    client.expect_refusal(FORBIDDEN, of=sent, requirement="NOTIF-004")

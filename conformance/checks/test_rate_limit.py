@@ -15,6 +15,8 @@ from conformance.client import Client, Message, json_text, summarize
 from conformance.harness import Harness
 
 RATE_LIMITED = spec.error_code("rate_limited")
+#: The allowance for network and scheduling delay LIFE-010 grants every timer (seconds).
+TIMING_ALLOWANCE = int(spec.quoted("LIFE-010", "250")) / 1000
 INVALID_JSON = spec.error_code("invalid_json")
 
 
@@ -55,8 +57,13 @@ def exhaust(rep: Harness, clients: list[Client], count: int, window: float) -> N
         pytest.skip(f"sending {count} messages took over half the {window:g} s window")
 
 
-def refused_as_limited(rep: Harness, client: Client, sent: str | None) -> Message:
-    error = client.expect_refusal(RATE_LIMITED, of=sent, requirement="RATE-002", exactly_one=False)
+def refused_as_limited(
+    rep: Harness, client: Client, sent: str | None, *, requirement: str
+) -> Message:
+    """The rate_limited refusal of ``sent``. A message that is not refused breaks the
+    calling check's ``requirement`` (RATE-001 when the window is the user's, RATE-002 when
+    the excess message is at stake); a missing or non-positive retry_after_ms RATE-003."""
+    error = client.expect_refusal(RATE_LIMITED, of=sent, requirement=requirement, exactly_one=False)
     retry = error["payload"].get("retry_after_ms")
     if not isinstance(retry, int) or retry <= 0:
         raise rep.fail(
@@ -76,10 +83,10 @@ def test_the_limit_counts_every_message_of_a_user_across_connections(rep: Harnes
     clients = [rep.connect(user, label="busy"), rep.connect(user, label="busy")]
     exhaust(rep, clients, count, window)
     ping = clients[0].send("ping")
-    refused_as_limited(rep, clients[0], ping)
+    refused_as_limited(rep, clients[0], ping, requirement="RATE-001")
     clients[0].expect_none("pong", correlation_id=ping, within=0.0, requirement="RATE-002")
     clients[1].send_raw("{not json")
-    refused_as_limited(rep, clients[1], None)
+    refused_as_limited(rep, clients[1], None, requirement="RATE-001")
 
 
 @pytest.mark.requirements("RATE-002")
@@ -92,7 +99,7 @@ def test_a_message_over_the_limit_is_not_processed(rep: Harness) -> None:
     client = rep.connect(label="busy")
     exhaust(rep, [client], count, window)
     sent = client.send("room_join", {"roomId": room})
-    refused_as_limited(rep, client, sent)
+    refused_as_limited(rep, client, sent, requirement="RATE-002")
     member.expect_none("user_join", requirement="RATE-002", description="user_join for it")
 
 
@@ -102,14 +109,20 @@ def test_one_users_limit_does_not_slow_another(rep: Harness) -> None:
     count, window = rate_limit(rep)
     busy, calm = rep.connect(label="busy"), rep.connect(label="calm")
     exhaust(rep, [busy], count, window)
-    refused_as_limited(rep, busy, busy.send("ping"))
+    refused_as_limited(rep, busy, busy.send("ping"), requirement="RATE-002")
     calm.expect_open(requirement="RATE-004")
 
 
-@pytest.mark.requirements("RATE-003")
+#: Messages sent while limited, each refused; none of them may count (RATE-001).
+REFUSED_WHILE_LIMITED = 4
+
+
+@pytest.mark.requirements("RATE-003", "RATE-001", "LIFE-010")
 @pytest.mark.background
 def test_the_window_admits_messages_again_after_retry_after_ms(rep: Harness) -> None:
-    """retry_after_ms is positive, and once it has passed the user is served again.
+    """retry_after_ms is positive; more messages sent while limited are refused and do
+    not count; once retry_after_ms (plus the timing allowance) has passed since the first
+    refusal, the user is served again.
 
     The wait is silent (a keep-alive ping would itself be limited), so the user comes back
     on a new connection: the window is the user's, not the connection's.
@@ -118,10 +131,29 @@ def test_the_window_admits_messages_again_after_retry_after_ms(rep: Harness) -> 
     user = rep.user("busy")
     client = rep.connect(user, label="busy")
     exhaust(rep, [client], count, window)
-    error = refused_as_limited(rep, client, client.send("ping"))
+    error = refused_as_limited(rep, client, client.send("ping"), requirement="RATE-002")
+    refused_at = time.monotonic()
     retry = error["payload"]["retry_after_ms"] / 1000
     budget = rep.target.budgets.max_rate_wait
     if retry > budget:
         pytest.skip(f"retry_after_ms {retry:g} s exceeds budgets.max_rate_wait {budget:g} s")
-    time.sleep(retry + 0.05)
-    rep.connect(user, label="back").expect_open(requirement="RATE-003")
+    for _ in range(REFUSED_WHILE_LIMITED):
+        refused_as_limited(rep, client, client.send("ping"), requirement="RATE-002")
+    time.sleep(max(0.0, refused_at + retry + TIMING_ALLOWANCE - time.monotonic()))
+    back = rep.connect(user, label="back")
+    ping = back.send("ping")
+    answer = back.expect(
+        lambda m: m.get("type") in ("pong", "error"),
+        correlation_id=ping,
+        requirement="RATE-003",
+        description="the pong of a ping sent after retry_after_ms",
+    )
+    if answer.get("type") != "pong":
+        raise rep.fail(
+            "RATE-001",
+            sent=f"{REFUSED_WHILE_LIMITED} more messages while limited, then, "
+            f"{retry + TIMING_ALLOWANCE:.3f} s after the first refusal (retry_after_ms "
+            f"{retry * 1000:g} ms plus the allowance of LIFE-010), a ping",
+            expected="a pong: messages refused by the limit do not count toward it",
+            received=summarize(answer),
+        )

@@ -564,3 +564,67 @@ def test_an_origin_outside_the_allow_list_gets_no_cors_header(rep: Harness, sse:
             received=f"Access-Control-Allow-Origin: {allowed}",
         )
     finish(sse)
+
+
+# -- order of refusals, repeated channels, the rate limit (SSE-014, SSE-015) -----------
+
+
+ORDER = ["no-channels-and-no-subscribe", "no-subscribe-and-unknown-channel", "not-a-slug"]
+
+
+@pytest.mark.requirements("SSE-014")
+@pytest.mark.parametrize("case", ORDER)
+def test_sse_refusals_follow_the_order_of_checks(rep: Harness, sse: Streams, case: str) -> None:
+    """Two faults at once: the earlier check decides. No channels beats a missing
+    stream:subscribe (400); a missing stream:subscribe beats an unknown channel (403); a
+    channel that is not a slug is an unknown stream (404)."""
+    stream = steps.require_stream(rep)
+    weak = rep.token(rep.user(), roles=(), permissions=(CONNECT,))
+    cases: dict[str, tuple[list[str] | None, str, int, str]] = {
+        "no-channels-and-no-subscribe": (None, weak, 400, INVALID_PAYLOAD),
+        "no-subscribe-and-unknown-channel": ([rep.name("no-stream")], weak, 403, FORBIDDEN),
+        "not-a-slug": ([stream, "-not a slug!"], rep.token(rep.user()), 404, NOT_FOUND),
+    }
+    channels, token, status, code = cases[case]
+    sse.refused("SSE-014", case, channels, token, status=status, code=code)
+
+
+@pytest.mark.requirements("SSE-014", "SSE-007")
+@pytest.mark.features("publish")
+def test_a_repeated_channel_delivers_each_event_once(rep: Harness, sse: Streams) -> None:
+    """channels=a,,a: one stream, each event once."""
+    stream = steps.require_stream(rep)
+    kind = rep.name("evt")
+    opened = sse.accepted("SSE-014", [stream, "", stream], rep.token(rep.user()))
+    connection_event(rep, opened, "SSE-014")
+    published = steps.publish(rep, stream, kind)
+    got = stream_events(rep, opened, kind, 1, "SSE-014")
+    again = opened.wait_for(lambda e: event_id(e) == published, rep.timeouts.silence, consume=False)
+    if event_id(got[0]) != published or again is not None:
+        raise rep.fail(
+            "SSE-014",
+            sent=f"GET /events?channels={stream},,{stream}, then one event published",
+            expected=f"the event {published} exactly once",
+            received=f"{event_id(got[0])}" + (" and again" if again is not None else ""),
+        )
+    finish(sse)
+
+
+@pytest.mark.requirements("SSE-015")
+def test_sse_requests_do_not_count_toward_the_rate_limit(rep: Harness, sse: Streams) -> None:
+    """A user at its WebSocket rate limit still opens SSE streams; its WebSocket window is
+    not used up by them either."""
+    stream = steps.require_stream(rep)
+    count = rep.profile.rate_max_messages
+    if count is None or count > rep.target.budgets.max_rate_messages:
+        pytest.skip("no advertised rate limit within budgets.max_rate_messages")
+    user = rep.user("busy")
+    client = rep.connect(user, label="busy")
+    pings = [client.send("ping") for _ in range(count - 1)]
+    for ping in pings:
+        client.expect("pong", correlation_id=ping, requirement="RATE-004")
+    for _ in range(3):
+        connection_event(rep, sse.accepted("SSE-015", [stream], rep.token(user)), "SSE-015")
+    last = client.send("ping")
+    client.expect("pong", correlation_id=last, requirement="SSE-015")
+    finish(sse)

@@ -14,11 +14,14 @@ import pytest
 from conformance import spec, steps
 from conformance.client import Client, Message, json_text
 from conformance.harness import Harness
+from conformance.jsonvalues import json_difference
 
 NOT_FOUND = spec.error_code("not_found")
 CONFLICT = spec.error_code("conflict")
 FORBIDDEN = spec.error_code("forbidden")
 CONNECT = spec.permission("websocket:connect")
+#: Events published after a resume position to outrun the buffer STREAM-003 asks for (100).
+BEYOND_BUFFER = int(spec.quoted("STREAM-003", "100")) + 2
 
 
 def subscribe(
@@ -104,24 +107,111 @@ def test_replay_after_last_event_id_starts_after_it(rep: Harness) -> None:
     client.expect_none("stream_event", within=0.0, description="a further replayed event")
 
 
-@pytest.mark.requirements("STREAM-005")
-@pytest.mark.features("publish")
-def test_an_unknown_last_event_id_is_a_gap_with_live_delivery(rep: Harness) -> None:
-    """lastEventId not in the buffer: gap true, nothing replayed, live events still arrive."""
-    stream = steps.require_stream(rep)
-    kind = rep.name("evt")
-    steps.publish(rep, stream, kind)
-    client = rep.connect()
-    response = subscribe(
-        client, stream, filter={"eventTypes": [kind]}, lastEventId=rep.name("never-issued")
-    )
+def position(event_id: str) -> tuple[int, int] | None:
+    """An event id of STREAM-008 as its pair of numbers, or None."""
+    ms, dash, seq = event_id.partition("-")
+    return (int(ms), int(seq)) if dash and ms.isdigit() and seq.isdigit() else None
+
+
+def expect_gap_then_live(
+    rep: Harness, client: Client, stream: str, kind: str, response: Message, why: str
+) -> None:
+    """gap true, nothing replayed, and the next event published arrives live."""
     payload = response["payload"]
     if payload.get("gap") is not True or payload.get("replayed") != 0:
-        raise rep.fail("STREAM-005", expected="gap true, replayed 0", received=json_text(payload))
+        raise rep.fail(
+            "STREAM-005",
+            sent=f"stream_subscribe with a lastEventId {why}",
+            expected="gap true, replayed 0",
+            received=json_text(payload),
+        )
     client.sync()
     client.expect_none("stream_event", within=0.0, requirement="STREAM-005", description="replay")
     live = steps.publish(rep, stream, kind)
     expect_ids(rep, "STREAM-005", events_of(client, stream, 1, "STREAM-005"), [live], "live")
+
+
+@pytest.mark.requirements("STREAM-005")
+@pytest.mark.features("publish")
+def test_a_last_event_id_beyond_the_stream_is_a_gap_with_live_delivery(rep: Harness) -> None:
+    """A well-formed id the stream has not reached (an hour after its newest event): gap
+    true, nothing replayed, and live events, whose ids are lower, still arrive."""
+    stream = steps.require_stream(rep)
+    kind = rep.name("evt")
+    newest = position(steps.publish(rep, stream, kind))
+    if newest is None:
+        raise rep.fail("STREAM-008", expected="an event id <ms>-<seq>", received="another form")
+    ahead = f"{newest[0] + 3_600_000}-0"
+    client = rep.connect()
+    response = subscribe(client, stream, filter={"eventTypes": [kind]}, lastEventId=ahead)
+    expect_gap_then_live(rep, client, stream, kind, response, f"{ahead} beyond the newest event")
+
+
+@pytest.mark.requirements("STREAM-005")
+@pytest.mark.features("publish")
+def test_a_last_event_id_older_than_the_buffer_is_a_gap_or_a_full_replay(rep: Harness) -> None:
+    """More events than the buffer must keep are published after an id: either gap true
+    and nothing replayed, or gap false and every one of them replayed; never a partial
+    replay that claims to have no gap."""
+    stream = steps.require_stream(rep)
+    kind = rep.name("evt")
+    published = [steps.publish(rep, stream, kind) for _ in range(BEYOND_BUFFER)]
+    client = rep.connect()
+    response = subscribe(client, stream, filter={"eventTypes": [kind]}, lastEventId=published[0])
+    if response["payload"].get("gap") is True:
+        expect_gap_then_live(
+            rep, client, stream, kind, response, f"{published[0]}, older than the buffer"
+        )
+        return
+    replay = events_of(client, stream, len(published) - 1, "STREAM-005")
+    expect_ids(rep, "STREAM-005", replay, published[1:], "gap false, so every later event")
+
+
+@pytest.mark.requirements("STREAM-013", "STREAM-004")
+@pytest.mark.features("publish")
+def test_resuming_from_the_newest_event_is_no_gap_and_replays_nothing(rep: Harness) -> None:
+    """lastEventId = the newest event: gap false, replayed 0, then the next event live."""
+    stream = steps.require_stream(rep)
+    kind = rep.name("evt")
+    newest = steps.publish(rep, stream, kind)
+    client = rep.connect()
+    response = subscribe(client, stream, filter={"eventTypes": [kind]}, lastEventId=newest)
+    payload = response["payload"]
+    if payload.get("gap") is not False or payload.get("replayed") != 0:
+        raise rep.fail(
+            "STREAM-013",
+            sent=f"stream_subscribe with lastEventId {newest}, the stream's newest event",
+            expected="gap false, replayed 0",
+            received=json_text(payload),
+        )
+    live = steps.publish(rep, stream, kind)
+    expect_ids(rep, "STREAM-004", events_of(client, stream, 1, "STREAM-004"), [live], "live")
+
+
+#: JSON numbers whose double value a relay must keep (STREAM-012), with their text.
+NUMBERS = {"one-point-zero": 1.0, "big": 2**60, "exponent": 1e21, "tiny": 5e-324, "neg": -12.5}
+
+
+@pytest.mark.requirements("STREAM-012")
+@pytest.mark.features("publish")
+def test_event_data_arrives_as_the_same_json_value(rep: Harness) -> None:
+    """Nested data with numbers that serialisers spell differently arrives as the same
+    JSON value (numbers compared as IEEE doubles)."""
+    stream = steps.require_stream(rep)
+    kind = rep.name("evt")
+    client = rep.connect()
+    subscribe(client, stream, filter={"eventTypes": [kind]})
+    data = {"numbers": NUMBERS, "list": [0, -0.0, "é\u2028", None, True], "empty": {}}
+    steps.publish(rep, stream, kind, data=data)
+    event = events_of(client, stream, 1, "STREAM-012")[0]["payload"].get("event", {})
+    difference = json_difference(data, event.get("data"), "/data")
+    if difference is not None:
+        raise rep.fail(
+            "STREAM-012",
+            sent=f"POST an event with data {json_text(data)}",
+            expected="the same JSON value in the stream_event",
+            received=f"{json_text(event.get('data'))} ({difference})",
+        )
 
 
 @pytest.mark.requirements("STREAM-006")

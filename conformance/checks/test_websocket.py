@@ -126,3 +126,30 @@ def test_a_message_of_exactly_the_advertised_maximum_is_processed(rep: Harness) 
     text = padded_ping(client, limit)
     client.send_raw(text)
     client.expect("pong", correlation_id=orjson.loads(text)["id"])
+
+
+@pytest.mark.requirements("WS-010")
+@pytest.mark.parametrize("offer", [[], ["chat.v2"]], ids=["none", "another"])
+def test_a_handshake_without_rep_v1_is_served_without_a_subprotocol(
+    rep: Harness, offer: list[str]
+) -> None:
+    """Offering no subprotocol, or only another one: accepted, no subprotocol selected,
+    and the connection answers a ping."""
+    user = rep.user()
+    attempt = rep.attempt(rep.token(user), subprotocols=offer, label="client", user=user)
+    if attempt.client is None:
+        raise rep.fail(
+            "WS-010",
+            sent=f"a handshake with a valid token offering {json_text(offer)}",
+            expected="HTTP 101 and a welcome",
+            received=f"HTTP {attempt.status} {attempt.body[:200]}",
+        )
+    selected = attempt.client.ws.subprotocol
+    if selected is not None:
+        raise rep.fail(
+            "WS-010",
+            sent=f"a handshake offering {json_text(offer)}",
+            expected="no Sec-WebSocket-Protocol in the answer (RFC 6455: only an offered one)",
+            received=f"subprotocol {json_text(selected)}",
+        )
+    attempt.client.expect_open(requirement="WS-010")

@@ -139,6 +139,7 @@ class ServerCore(RoomHandlers, MessagingHandlers, DataHandlers, StreamHandlers):
                 yield Close(
                     connection.client_id, catalog().close_code("token_expired"), "token expired"
                 )
+                yield from self._ended(connection)
             elif connection.transport == "sse":
                 continue  # SSE clients never speak; the transport sends keep-alive comments
             elif now_ms - connection.last_received_ms >= 2 * interval:
@@ -148,6 +149,7 @@ class ServerCore(RoomHandlers, MessagingHandlers, DataHandlers, StreamHandlers):
                     catalog().close_code("heartbeat_timeout"),
                     "no message for two heartbeat intervals",
                 )
+                yield from self._ended(connection)
             elif now_ms - connection.last_heartbeat_ms >= interval - self.tick_period_ms:
                 connection.last_heartbeat_ms = now_ms
                 yield Send(
@@ -160,6 +162,7 @@ class ServerCore(RoomHandlers, MessagingHandlers, DataHandlers, StreamHandlers):
         if connection is not None and connection.is_open:
             transition(connection, Event.SLOW_CONSUMER)
             yield Close(client_id, catalog().close_code("slow_consumer"), "outbound queue full")
+            yield from self._ended(connection)
 
     def disconnected(self, client_id: str) -> Step[None]:
         """The socket is gone: leave rooms with notices, drop subscriptions (LIFE-008)."""
@@ -172,15 +175,27 @@ class ServerCore(RoomHandlers, MessagingHandlers, DataHandlers, StreamHandlers):
         except Exception:  # the socket is gone either way; shared state may lag (logged)
             log.exception("cleanup of %s incomplete", client_id)
 
-    def _leave_everything(self, connection: Connection) -> Step[None]:
+    def _ended(self, connection: Connection) -> Step[None]:
+        """LIFE-009: the server sent its close frame, so the connection has ended; the others
+        are told now, not once the peer has finished the closing handshake."""
+        try:
+            yield from self._leave_rooms(connection)
+        except Exception:  # retried by disconnected(), which finds what is left
+            log.exception("cleanup of %s deferred", connection.client_id)
+
+    def _leave_rooms(self, connection: Connection) -> Step[None]:
         client_id = connection.client_id
         for room_id in sorted(connection.rooms):
             result = yield from ask(leave_room_call(room_id, client_id))
+            connection.rooms.discard(room_id)
             if result.was_member:
                 yield self._publish_user_leave(room_id, connection, "disconnected")
-        connection.rooms.clear()
         connection.collections.clear()
         connection.streams.clear()
+
+    def _leave_everything(self, connection: Connection) -> Step[None]:
+        client_id = connection.client_id
+        yield from self._leave_rooms(connection)
         remaining = yield from ask(lambda b: b.connection_closed(client_id, connection.user_id))
         if remaining == 0:
             yield from ask(lambda b: b.clear_status(connection.user_id))
@@ -272,6 +287,7 @@ class ServerCore(RoomHandlers, MessagingHandlers, DataHandlers, StreamHandlers):
         )
         if decision.allowed:
             return True
+        retry_after_ms = max(1, int(decision.retry_after_ms or 0))  # RATE-003: at least 1 ms
         yield Send(
             connection.client_id,
             self.messages.error(
@@ -279,7 +295,7 @@ class ServerCore(RoomHandlers, MessagingHandlers, DataHandlers, StreamHandlers):
                 f"more than {rate.max_messages} messages in {rate.window_ms} ms",
                 correlation_id=correlation,
                 details={"requirement": "RATE-002"},
-                retry_after_ms=decision.retry_after_ms,
+                retry_after_ms=retry_after_ms,
             ),
         )
         return False
@@ -334,3 +350,4 @@ class ServerCore(RoomHandlers, MessagingHandlers, DataHandlers, StreamHandlers):
         transition(connection, Event.CLIENT_DISCONNECT)
         yield self._respond(connection, message, {"reason": "client requested disconnect"})
         yield Close(connection.client_id, catalog().close_code("normal_closure"), "disconnect")
+        yield from self._ended(connection)

@@ -128,6 +128,7 @@ class StreamHandlers(CoreBase):
         Nothing is sent until :meth:`release_event_stream`: the transport writes the
         connection event first. Without a cursor only later events are delivered (SSE-011).
         """
+        channels = list(dict.fromkeys(channels))  # SSE-014: a repeated channel counts once
         self.check_event_stream(principal, channels)
         client_id = self._new_client_id("s")
         connection = Connection(client_id, principal, now_ms, now_ms, now_ms, transport="sse")

@@ -1,0 +1,65 @@
+"""Attachment hosts CHAT-004 refuses, generated in every notation URL parsers accept.
+
+A server that only parses dotted quads passes a fixed list of a dozen URLs; the same
+internal address written as an integer, in hex or octal, shortened, IPv4-mapped or with
+a trailing dot must be refused as well. The forms are generated from one address of each
+refused range, so every range meets every notation.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Iterator
+
+#: One address of each IPv4 range CHAT-004 refuses, by range.
+REFUSED_V4 = {
+    "loopback": "127.0.0.1",
+    "private-10": "10.1.2.3",
+    "private-172": "172.16.5.4",
+    "private-192": "192.168.0.10",
+    "link-local": "169.254.169.254",
+    "unspecified": "0.0.0.0",
+    "multicast": "224.0.0.1",
+    "reserved": "240.0.0.1",
+}
+
+#: IPv6 addresses of the refused ranges.
+REFUSED_V6 = ["::1", "0:0:0:0:0:0:0:1", "fe80::1", "fd12:3456::1", "::", "ff02::1"]
+
+#: Host names CHAT-004 refuses (localhost and its subdomains), spelled as parsers accept.
+REFUSED_NAMES = ["localhost", "LOCALHOST", "localhost.", "api.localhost", "api.localhost."]
+
+
+def ipv4_forms(address: str) -> Iterator[tuple[str, str]]:
+    """(notation, host) for every spelling of one IPv4 address."""
+    parts = [int(p) for p in address.split(".")]
+    number = int(ipaddress.IPv4Address(address))
+    yield "dotted", address
+    yield "trailing-dot", address + "."
+    yield "integer", str(number)
+    yield "hex", f"0x{number:x}"
+    yield "dotted-hex", ".".join(f"0x{p:x}" for p in parts)
+    yield "dotted-octal", ".".join(f"0{p:o}" for p in parts)
+    yield "short", f"{parts[0]}.{number & 0xFFFFFF}"
+    yield "mapped-v6", f"[::ffff:{address}]"
+    yield "mapped-v6-hex", f"[::ffff:{number >> 16:x}:{number & 0xFFFF:x}]"
+
+
+def refused_urls(range_name: str) -> list[tuple[str, str]]:
+    """(label, url) for one IPv4 range in every notation, plus its scheme variants."""
+    address = REFUSED_V4[range_name]
+    urls = [(form, f"http://{host}/cat.png") for form, host in ipv4_forms(address)]
+    urls.append(("https-port", f"https://{address}:8443/cat.png"))
+    return urls
+
+
+def other_refused_urls() -> list[tuple[str, str]]:
+    """IPv6 ranges, localhost names, and schemes other than http(s)."""
+    urls = [(f"v6 {host}", f"http://[{host}]/cat.png") for host in REFUSED_V6]
+    urls += [(f"name {host}", f"https://{host}/cat.png") for host in REFUSED_NAMES]
+    urls += [
+        ("ftp", "ftp://example.com/cat.png"),
+        ("javascript", "javascript:alert(1)"),
+        ("file", "file:///etc/passwd"),
+    ]
+    return urls
