@@ -4,10 +4,14 @@ The same commands run in the site workflow (.github/workflows/site.yml) and in t
 
     python scripts/site.py build OUT                  strict build of this checkout into OUT
     python scripts/site.py deploy VERSION [--push]    build it as VERSION onto the gh-pages
-                                                      branch with mike
-    python scripts/site.py assemble OUT               the gh-pages branch as the files to
-                                                      serve, schemas at their $id URLs
+                                                      branch of the repository in the
+                                                      current directory, with mike
+    python scripts/site.py assemble OUT               that branch as the files to serve,
+                                                      schemas at their $id URLs
     python scripts/site.py version REF                the site version a git ref publishes
+
+The pages always come from the checkout holding this script; the branch from the
+repository in the current directory (``--repo``), which the tests point at a scratch one.
 
 Every build first runs the conformance kit against the bundled reference server: its
 report is the first row of the conformance matrix, never committed, so it cannot go stale.
@@ -56,7 +60,13 @@ def _run(command: Sequence[str], cwd: Path | None = None, **env: str) -> None:
 
 
 def reference_report(directory: Path) -> Path:
-    """The kit's report on the reference server (``rep-conformance run --reference``)."""
+    """The kit's report on the reference server (``rep-conformance run --reference``).
+
+    A report made earlier for this checkout can be passed in REP_REFERENCE_REPORT instead.
+    """
+    given = os.environ.get(REFERENCE_REPORT_VAR)
+    if given:
+        return Path(given)
     command = [sys.executable, "-m", "conformance.cli", "run", "--reference"]
     command += ["--report-dir", str(directory)]
     print("+", " ".join(command), file=sys.stderr, flush=True)
@@ -76,11 +86,16 @@ def build(out: Path, report: Path | None = None) -> None:
     """``mkdocs build --strict`` of this checkout into ``out``, with the reference row."""
     with tempfile.TemporaryDirectory(prefix="rep-site-") as tmp:
         found = report or reference_report(Path(tmp) / "reference")
+        # From an empty directory: every path the build reads resolves against mkdocs.yml.
+        elsewhere = Path(tmp) / "elsewhere"
+        elsewhere.mkdir()
         _run(
             [*MKDOCS_BUILD, "-f", str(CONFIG), "-d", str(out)],
-            cwd=Path(tmp),
+            cwd=elsewhere,
             **{REFERENCE_REPORT_VAR: str(found)},
         )
+        if any(elsewhere.iterdir()):
+            raise SystemExit("the build wrote into its current directory")
 
 
 def _mike(repo: Path, *args: str, **env: str) -> None:
@@ -199,7 +214,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             help="use this report.json of the reference server instead of running the kit",
         )
     for sub in (deploy_p, assemble_p):
-        sub.add_argument("--repo", type=Path, default=ROOT, help="the repository of the branch")
+        sub.add_argument(
+            "--repo",
+            type=Path,
+            default=Path.cwd(),
+            help="the git repository holding the branch (default: the current directory)",
+        )
         sub.add_argument("--branch", default=BRANCH)
     args = parser.parse_args(argv)
     if args.command == "build":

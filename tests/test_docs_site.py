@@ -15,7 +15,6 @@ import os
 import re
 import shutil
 import subprocess
-import sys
 import threading
 from collections.abc import Iterator
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
@@ -24,6 +23,7 @@ from pathlib import Path
 import pytest
 
 from rep_spec import catalog, requirements, schema_dir
+from tests.site_workflow import BUILD_STEP, run_step
 
 ROOT = Path(__file__).resolve().parents[1]
 SCREENSHOTS = ROOT / "reports" / "screenshots"
@@ -35,37 +35,16 @@ LOGGED_PROBLEM = re.compile(r"^(WARNING|ERROR)\s+-", re.M)
 
 @pytest.fixture(scope="module")
 def site(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The site, built strictly from a directory that is not the project's: every path the
-    build reads must resolve against mkdocs.yml, not the current directory."""
-    out = tmp_path_factory.mktemp("site")
-    elsewhere = tmp_path_factory.mktemp("elsewhere")
-    config = ROOT / "mkdocs.yml"
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "mkdocs",
-            "build",
-            "--strict",
-            "--quiet",
-            "-f",
-            str(config),
-            "-d",
-            str(out),
-        ],
-        cwd=elsewhere,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        # Material's end-of-life notice goes to stderr on every build; see
-        # docs/maintaining-the-site.md. It is not a warning and does not break --strict.
-        env={**os.environ, "NO_MKDOCS_2_WARNING": "1"},
-        check=False,
-    )
-    assert result.returncode == 0, f"mkdocs build failed:\n{result.stdout}\n{result.stderr}"
+    """The site, built by the site workflow's build step (scripts/site.py build): the kit
+    checks the reference server for the conformance matrix, then ``mkdocs build --strict``
+    runs from an empty directory, so every path it reads must resolve against mkdocs.yml."""
+    runner_temp = tmp_path_factory.mktemp("runner")
+    result = run_step(*BUILD_STEP, cwd=ROOT, runner_temp=runner_temp)
+    assert result.returncode == 0, f"site build failed:\n{result.stdout}\n{result.stderr}"
+    # Material's end-of-life notice goes to stderr on every build (see
+    # docs/maintaining-the-site.md); it is not a warning and does not break --strict.
     assert LOGGED_PROBLEM.search(result.stderr) is None, result.stderr
-    assert not any(elsewhere.iterdir()), "the build wrote into the current directory"
-    return out
+    return runner_temp / "site"
 
 
 def test_the_site_builds_from_any_working_directory(site: Path) -> None:
