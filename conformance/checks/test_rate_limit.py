@@ -113,16 +113,12 @@ def test_one_users_limit_does_not_slow_another(rep: Harness) -> None:
     calm.expect_open(requirement="RATE-004")
 
 
-#: Messages sent while limited, each refused; none of them may count (RATE-001).
-REFUSED_WHILE_LIMITED = 4
-
-
 @pytest.mark.requirements("RATE-003", "RATE-001", "LIFE-010")
 @pytest.mark.background
 def test_the_window_admits_messages_again_after_retry_after_ms(rep: Harness) -> None:
-    """retry_after_ms is positive; more messages sent while limited are refused and do
-    not count; once retry_after_ms (plus the timing allowance) has passed since the first
-    refusal, the user is served again.
+    """retry_after_ms is positive; a window's worth of messages sent while limited are
+    refused and do not count; once retry_after_ms (plus the timing allowance) has passed
+    since the first refusal, the user is served again.
 
     The wait is silent (a keep-alive ping would itself be limited), so the user comes back
     on a new connection: the window is the user's, not the connection's.
@@ -137,7 +133,10 @@ def test_the_window_admits_messages_again_after_retry_after_ms(rep: Harness) -> 
     budget = rep.target.budgets.max_rate_wait
     if retry > budget:
         pytest.skip(f"retry_after_ms {retry:g} s exceeds budgets.max_rate_wait {budget:g} s")
-    for _ in range(REFUSED_WHILE_LIMITED):
+    # Halfway through the wait, a full window's worth of messages: refused, and (if they
+    # counted) enough to keep the user limited long after retry_after_ms.
+    time.sleep(max(0.0, refused_at + retry / 2 - time.monotonic()))
+    for _ in range(count):
         refused_as_limited(rep, client, client.send("ping"), requirement="RATE-002")
     time.sleep(max(0.0, refused_at + retry + TIMING_ALLOWANCE - time.monotonic()))
     back = rep.connect(user, label="back")
@@ -151,7 +150,7 @@ def test_the_window_admits_messages_again_after_retry_after_ms(rep: Harness) -> 
     if answer.get("type") != "pong":
         raise rep.fail(
             "RATE-001",
-            sent=f"{REFUSED_WHILE_LIMITED} more messages while limited, then, "
+            sent=f"{count} more messages while limited, then, "
             f"{retry + TIMING_ALLOWANCE:.3f} s after the first refusal (retry_after_ms "
             f"{retry * 1000:g} ms plus the allowance of LIFE-010), a ping",
             expected="a pong: messages refused by the limit do not count toward it",

@@ -109,6 +109,180 @@ def no_sanitizer() -> Any:
     return _replaced_everywhere("sanitize_chat_content", lambda content: content)
 
 
+def empty_rooms_kept() -> Any:
+    """ROOM-009: the memory broker keeps a room after its last member leaves."""
+    from reference_server.broker import memory
+
+    async def leave_room(self: Any, room_id: str, client_id: str) -> Any:
+        room = self._rooms.get(room_id)
+        if room is None or client_id not in room:
+            return memory.LeaveResult(False, tuple(room.values()) if room else ())
+        del room[client_id]
+        return memory.LeaveResult(True, tuple(room.values()))
+
+    return _replaced(memory.MemoryBroker, "leave_room", leave_room)
+
+
+def dotted_hosts_only() -> Any:
+    """CHAT-004: only dotted IPv4, bracketed IPv6 and the exact name localhost are
+    recognised; integer, hex, octal, short, trailing-dot and mapped forms slip through."""
+    import ipaddress
+    from urllib.parse import urlsplit
+
+    def refused(url: str) -> str | None:
+        parts = urlsplit(url)
+        if parts.scheme.lower() not in ("http", "https"):
+            return "only http and https URLs are allowed"
+        host = parts.hostname or ""
+        if host == "localhost" or host.endswith(".localhost"):
+            return "localhost is not allowed"
+        try:
+            address = ipaddress.ip_address(host)
+        except ValueError:
+            return None
+        if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+            return None
+        internal = (
+            address.is_loopback
+            or address.is_private
+            or address.is_link_local
+            or address.is_unspecified
+            or address.is_reserved
+            or address.is_multicast
+        )
+        return "internal address" if internal else None
+
+    return _replaced_everywhere("refused_attachment_host", refused)
+
+
+#: Variants of the classes of bugs the kit once missed, each caught by a check of its own.
+BLIND_CLASS_VARIANTS = [
+    Variant(
+        "member-list-one-entry-per-user",
+        "ROOM-003",
+        ("test_a_user_with_two_connections_is_listed_once_per_connection",),
+        core=cores.OneEntryPerUser,
+    ),
+    Variant(
+        "status-cleared-by-any-close",
+        "PRES-002",
+        ("test_a_status_outlives_the_close_of_one_of_the_users_connections",),
+        core=cores.StatusClearedByAnyClose,
+    ),
+    Variant(
+        "status-skips-the-users-other-connections",
+        "PRES-001",
+        ("test_a_users_other_connections_get_a_status_only_as_room_members",),
+        core=cores.StatusSkipsTheUsersOtherConnections,
+    ),
+    Variant(
+        "ghost-member-after-wrong-password",
+        "ERR-004",
+        ("test_a_refused_join_leaves_no_member_behind",),
+        core=cores.GhostMemberOnWrongPassword,
+    ),
+    Variant(
+        "rooms-matched-by-prefix",
+        "CHAT-002",
+        ("test_every_member_gets_exactly_one_copy_and_no_one_else",),
+        core=cores.RoomsMatchedByPrefix,
+    ),
+    Variant(
+        "version-from-collection-revision",
+        "DATA-004",
+        ("test_versions_are_per_record_not_the_collection_revision",),
+        core=cores.VersionFromCollectionRevision,
+    ),
+    Variant(
+        "sync-since-inclusive",
+        "DATA-011",
+        ("test_sync_since_is_strictly_after_and_bounded_by_the_current_revision",),
+        core=cores.SyncSinceInclusive,
+    ),
+    Variant(
+        "old-ids-replay-the-buffer",
+        "STREAM-005",
+        ("test_a_last_event_id_older_than_the_buffer_is_a_gap_or_a_full_replay",),
+        core=cores.OldIdsReplayTheBuffer,
+    ),
+    Variant(
+        "refused-messages-count",
+        "RATE-001",
+        ("test_the_window_admits_messages_again_after_retry_after_ms",),
+        core=cores.RefusedMessagesCount,
+    ),
+    Variant(
+        "per-connection-rate-window",
+        "RATE-001",
+        ("test_the_limit_counts_every_message_of_a_user_across_connections",),
+        core=cores.PerConnectionWindow,
+    ),
+    Variant(
+        "heartbeats-six-percent-late",
+        "LIFE-002",
+        ("test_heartbeats_arrive_at_least_once_per_advertised_interval",),
+        core=cores.HeartbeatsSixPercentLate,
+    ),
+    Variant(
+        "empty-rooms-kept",
+        "ROOM-009",
+        ("test_an_empty_room_is_removed_and_created_afresh",),
+        patch=empty_rooms_kept,
+    ),
+    Variant(
+        "client-ids-from-open-count",
+        "AUTH-011",
+        ("test_client_ids_stay_unique_after_connections_close",),
+        core=cores.ClientIdFromOpenCount,
+    ),
+    Variant(
+        "attachment-hosts-dotted-only",
+        "CHAT-004",
+        ("test_attachment_urls_to_internal_hosts_or_other_schemes_are_refused",),
+        patch=dotted_hosts_only,
+    ),
+]
+
+#: Variants that take one side of a choice the spec now pins.
+PINNED_CHOICE_VARIANTS = [
+    Variant(
+        "refused-joins-answered-not-found",
+        "ROOM-015",
+        ("test_joining_a_private_room_needs_room_join_private",),
+        core=cores.PrivateRoomsHiddenAsNotFound,
+    ),
+    Variant(
+        "chat-to-a-missing-room-not-found",
+        "CHAT-001",
+        ("test_chat_to_a_room_that_does_not_exist_is_forbidden",),
+        core=cores.ChatToMissingRoomNotFound,
+    ),
+    Variant(
+        "announcement-room-checked-first",
+        "NOTIF-004",
+        ("test_the_announce_permission_is_checked_before_the_room",),
+        core=cores.AnnouncementRoomCheckedFirst,
+    ),
+    Variant(
+        "other-members-copies-uncorrelated",
+        "MSG-007",
+        ("test_other_members_copies_carry_the_senders_correlation_id",),
+        core=cores.OthersCopiesUncorrelated,
+    ),
+    Variant(
+        "gap-omitted-when-resumable",
+        "STREAM-013",
+        ("test_resuming_from_the_newest_event_is_no_gap_and_replays_nothing",),
+        core=cores.GapOmittedWhenResumable,
+    ),
+    Variant(
+        "welcome-lists-only-the-permissions-claim",
+        "AUTH-013",
+        ("test_the_welcome_lists_the_effective_permissions",),
+        core=cores.WelcomeListsOnlyTheClaim,
+    ),
+]
+
 VARIANTS = [
     Variant(
         "pong-breaks-its-schema",
@@ -315,4 +489,6 @@ VARIANTS = [
         ("test_a_channel_the_cursor_does_not_name_gets_replay_unavailable",),
         core=cores.IgnoresLastEventId,
     ),
+    *BLIND_CLASS_VARIANTS,
+    *PINNED_CHOICE_VARIANTS,
 ]

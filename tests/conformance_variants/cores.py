@@ -12,11 +12,14 @@ from types import SimpleNamespace
 from typing import Any
 
 from reference_server.auth import Principal
+from reference_server.broker.base import Member, event_position
 from reference_server.config import ServerConfig
+from reference_server.core.base import Refused
 from reference_server.core.connection import Connection
-from reference_server.core.effects import Close, Effect, Publish, Send, Step
+from reference_server.core.effects import Close, Effect, Publish, Send, Step, ask
 from reference_server.core.messages import MessageFactory
 from reference_server.core.server import ServerCore
+from reference_server.core.streams import SubscribeOutcome
 from rep_spec import catalog, decode_text_frame
 
 Message = dict[str, Any]
@@ -370,3 +373,271 @@ class IgnoresLastEventId(ServerCore):
         now_ms: int,
     ) -> tuple[str, Step[dict[str, str]]]:
         return super().open_event_stream(principal, channels, None, now_ms)
+
+
+# -- blind classes: each bug passed the kit before its check existed ------------------
+
+
+class OneEntryPerUser(ServerCore):
+    """ROOM-003: member lists carry one entry per user, not per connection."""
+
+    def on_room_join(self, connection: Connection, message: Message, now_ms: int) -> Step[None]:
+        def per_user(effect: Effect) -> Effect:
+            if isinstance(effect, Send) and effect.message.get("type") == "room_join_response":
+                members = effect.message["payload"]["members"]
+                seen: dict[str, Any] = {}
+                for member in members:
+                    seen.setdefault(member["userId"], member)
+                effect.message["payload"]["members"] = list(seen.values())
+            return effect
+
+        yield from mapped(super().on_room_join(connection, message, now_ms), per_user)
+
+
+class StatusClearedByAnyClose(ServerCore):
+    """PRES-002: a user's status is forgotten when any one of its connections ends."""
+
+    def _leave_everything(self, connection: Connection) -> Step[None]:
+        yield from super()._leave_everything(connection)
+        yield from ask(lambda b: b.clear_status(connection.user_id))
+
+
+class StatusSkipsTheUsersOtherConnections(ServerCore):
+    """PRES-001: the sender's other connections in its rooms get no copy of its status."""
+
+    def on_status_update(self, connection: Connection, message: Message, now_ms: int) -> Step[None]:
+        def own_user_only_here(effect: Effect) -> Effect:
+            if isinstance(effect, Publish) and effect.publication.recipients is not None:
+                siblings = {
+                    c.client_id
+                    for c in self.connections.values()
+                    if c.user_id == connection.user_id and c.client_id != connection.client_id
+                }
+                return Publish(
+                    replace(
+                        effect.publication,
+                        recipients=effect.publication.recipients - siblings,
+                    )
+                )
+            return effect
+
+        yield from mapped(super().on_status_update(connection, message, now_ms), own_user_only_here)
+
+
+class GhostMemberOnWrongPassword(ServerCore):
+    """ERR-004: a join refused for its password still registers the client as a member."""
+
+    def on_room_join(self, connection: Connection, message: Message, now_ms: int) -> Step[None]:
+        room_id = message["payload"]["roomId"]
+        room = self.config.room(room_id)
+        wrong = room is not None and message["payload"].get("password") != room.password
+        if room is not None and room.password is not None and wrong:
+            member = Member(connection.user_id, connection.client_id)
+            yield from ask(lambda b: b.join_room(room_id, member))
+        yield from super().on_room_join(connection, message, now_ms)
+
+
+class RoomsMatchedByPrefix(ServerCore):
+    """CHAT-002: room ids are compared up to their first ':', so rooms sharing a prefix
+    receive each other's traffic."""
+
+    def deliver(self, publication: Any) -> list[Send]:
+        kind, _, name = publication.topic.partition(":")
+        if kind != "room":
+            return super().deliver(publication)
+        prefix = name.split(":")[0]
+        return [
+            Send(c.client_id, publication.message)
+            for c in self.connections.values()
+            if c.is_open
+            and c.client_id not in publication.exclude
+            and any(r.split(":")[0] == prefix for r in c.rooms)
+        ]
+
+
+class VersionFromCollectionRevision(ServerCore):
+    """DATA-004: a change's copy carries the collection's revision as the record version."""
+
+    def _data_change(
+        self, connection: Connection, message: Message, outcome: Any, include_data: bool
+    ) -> Step[None]:
+        if outcome.record is not None and outcome.status == "ok":
+            record = replace(outcome.record, version=outcome.revision)
+            outcome = replace(outcome, record=record)
+        yield from super()._data_change(connection, message, outcome, include_data)
+
+
+class SyncSinceInclusive(ServerCore):
+    """DATA-011: sinceRevision is treated as inclusive (changes at it are listed again)."""
+
+    def on_data_sync(self, connection: Connection, message: Message, now_ms: int) -> Step[None]:
+        payload = message["payload"]
+        if payload.get("sinceRevision"):
+            payload = {**payload, "sinceRevision": payload["sinceRevision"] - 1}
+        yield from super().on_data_sync(connection, {**message, "payload": payload}, now_ms)
+
+
+class OldIdsReplayTheBuffer(ServerCore):
+    """STREAM-005: an id older than the buffer replays what is left, claiming no gap."""
+
+    def _subscribe_stream(
+        self,
+        connection: Connection,
+        stream_id: str,
+        stream_filter: Any,
+        after: str | None,
+        *,
+        replay_all: bool,
+        now_ms: int,
+    ) -> Step[SubscribeOutcome]:
+        outcome: SubscribeOutcome = yield from super()._subscribe_stream(
+            connection, stream_id, stream_filter, after, replay_all=replay_all, now_ms=now_ms
+        )
+        given = event_position(after) if after is not None else None
+        newest = event_position(outcome.newest) or (0, 0)
+        if outcome.found or given is None or given > newest:
+            return outcome
+        again: SubscribeOutcome = yield from super()._subscribe_stream(
+            connection, stream_id, stream_filter, None, replay_all=True, now_ms=now_ms
+        )
+        return SubscribeOutcome(True, again.replayed, again.newest)
+
+
+class RefusedMessagesCount(ServerCore):
+    """RATE-001: messages refused by the limit count toward the window, so a client that
+    keeps sending while limited stays locked out."""
+
+    def _admit(self, connection: Connection, now_ms: int, correlation: str | None) -> Step[bool]:
+        allowed: bool = yield from super()._admit(connection, now_ms, correlation)
+        if not allowed:
+            rate = self.config.rate_limit
+            yield from ask(
+                lambda b: b.rate_limit_hit(connection.user_id, now_ms, rate.window_ms, 10**9)
+            )
+        return allowed
+
+
+class PerConnectionWindow(ServerCore):
+    """RATE-001: the rate window is kept per connection instead of per user."""
+
+    def _admit(self, connection: Connection, now_ms: int, correlation: str | None) -> Step[bool]:
+        alone = Connection(
+            connection.client_id,
+            replace(connection.principal, user_id=f"{connection.user_id}/{connection.client_id}"),
+            connection.opened_ms,
+            connection.last_received_ms,
+            connection.last_heartbeat_ms,
+        )
+        allowed: bool = yield from super()._admit(alone, now_ms, correlation)
+        return allowed
+
+
+class HeartbeatsSixPercentLate(ServerCore):
+    """LIFE-002: every heartbeat comes 6 % after the interval; no single gap exceeds the
+    kit's tolerance, but every one is late."""
+
+    def tick(self, now_ms: int) -> Step[None]:
+        late = int(self.config.heartbeat_interval_ms * 1.06)
+        before = {c.client_id: c.last_heartbeat_ms for c in self.connections.values()}
+
+        def too_early(effect: Effect) -> bool:
+            if not (isinstance(effect, Send) and effect.message.get("type") == "heartbeat"):
+                return False
+            connection = self.connections.get(effect.client_id)
+            last = before.get(effect.client_id)
+            if connection is None or last is None or now_ms >= last + late:
+                return False
+            connection.last_heartbeat_ms = last  # try again at the next tick
+            return True
+
+        yield from filtered(super().tick(now_ms), too_early)
+
+
+class ClientIdFromOpenCount(ServerCore):
+    """AUTH-011: clientIds number the open connections, so an id in use comes back after
+    an earlier connection closes."""
+
+    def _new_client_id(self, kind: str) -> str:
+        return f"{self.messages.node_id}-{kind}{len(self.connections) + 1}"
+
+
+class PrivateRoomsHiddenAsNotFound(ServerCore):
+    """ROOM-015: a join the room's rules refuse is answered not_found."""
+
+    def _error(self, connection: Connection, refusal: Any, correlation: str | None) -> Send:
+        if refusal.code == "forbidden" and refusal.requirement in ("ROOM-010", "ROOM-011"):
+            refusal = type(refusal)("not_found", refusal.message, refusal.requirement)
+        return super()._error(connection, refusal, correlation)
+
+
+class ChatToMissingRoomNotFound(ServerCore):
+    """CHAT-001: a chat_message to a room without members is answered not_found."""
+
+    def on_chat_message(self, connection: Connection, message: Message, now_ms: int) -> Step[None]:
+        room_id = message["payload"]["roomId"]
+        members = yield from ask(lambda b: b.room_members(room_id))
+        if not members and self.config.room(room_id) is None:
+            raise Refused("not_found", f"no room {room_id}", "CHAT-001")
+        yield from super().on_chat_message(connection, message, now_ms)
+
+
+class AnnouncementRoomCheckedFirst(ServerCore):
+    """NOTIF-004: the room is looked up before message:announce is checked."""
+
+    def on_notification(self, connection: Connection, message: Message, now_ms: int) -> Step[None]:
+        room_id = message["payload"].get("roomId")
+        if room_id is not None:
+            members = yield from ask(lambda b: b.room_members(room_id))
+            if not members and self.config.room(room_id) is None:
+                raise Refused("not_found", f"no room {room_id}", "NOTIF-003")
+        yield from super().on_notification(connection, message, now_ms)
+
+
+class OthersCopiesUncorrelated(ServerCore):
+    """MSG-007: only the sender's copy of a chat message carries correlation_id."""
+
+    def deliver(self, publication: Any) -> list[Send]:
+        sends = super().deliver(publication)
+        sender = publication.message.get("metadata", {}).get("sender", {}).get("clientId")
+        if publication.message.get("type") != "chat_message":
+            return sends
+        changed = []
+        for send in sends:
+            if send.client_id != sender:
+                message = {**send.message, "metadata": dict(send.message["metadata"])}
+                message["metadata"].pop("correlation_id", None)
+                send = Send(send.client_id, message)
+            changed.append(send)
+        return changed
+
+
+class GapOmittedWhenResumable(ServerCore):
+    """STREAM-013: gap is left out of the response when the position was found."""
+
+    def on_stream_subscribe(
+        self, connection: Connection, message: Message, now_ms: int
+    ) -> Step[None]:
+        def drop_false_gap(effect: Effect) -> Effect:
+            if (
+                isinstance(effect, Send)
+                and effect.message.get("type") == "stream_subscribe_response"
+            ) and effect.message["payload"].get("gap") is False:
+                effect.message["payload"].pop("gap")
+            return effect
+
+        yield from mapped(super().on_stream_subscribe(connection, message, now_ms), drop_false_gap)
+
+
+class WelcomeListsOnlyTheClaim(ServerCore):
+    """AUTH-013: the welcome's permissions are the token's permissions claim only."""
+
+    def _welcome(self, connection: Connection) -> Step[None]:
+        def claim_only(effect: Effect) -> Effect:
+            if isinstance(effect, Send) and effect.message.get("type") == "auth":
+                roles = connection.principal.roles
+                effective = set(connection.principal.permissions)
+                claimed = effective - set(catalog().permissions_of(roles))
+                effect.message["payload"]["permissions"] = sorted(claimed)
+            return effect
+
+        yield from mapped(super()._welcome(connection), claim_only)
