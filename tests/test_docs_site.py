@@ -304,3 +304,74 @@ def test_every_column_of_the_requirement_index_is_in_view(
     assert {header for _, _, header, _ in rows} == {expected}
     cut = [(width, n) for width, n, _, where in rows if where != "inside"]
     assert cut == [], f"the last column is out of view at (window width, table): {cut}"
+
+
+# --- the conformance matrix, the normative changelog ------------------------------------
+
+
+def matrix_rows(site: Path) -> list[list[str]]:
+    page = read(site, "conformance-matrix")
+    table = re.search(r'<div class="rep-matrix">(.*?)</div>', page, re.S)
+    assert table is not None, "the matrix table is missing"
+    body = table.group(1).split("<tbody>")[1]
+    return [re.findall(r"<td>(.*?)</td>", row, re.S) for row in body.split("</tr>")[:-1]]
+
+
+def test_the_matrix_has_the_reference_row_first_and_the_failing_test_entry(site: Path) -> None:
+    rows = matrix_rows(site)
+    sections = list(requirements().sections)
+    assert all(len(row) == 3 + len(sections) for row in rows), rows
+    names = [re.sub(r"<[^>]+>", "", row[0]) for row in rows]
+    assert names[0] == "rep-server (reference)", names
+    assert "example broken server (test entry)" in names
+    broken = rows[names.index("example broken server (test entry)")]
+    cells = dict(zip(sections, broken[3:], strict=True))
+    assert "rep-cell--fail" in broken[2] and ">fail<" in broken[2]
+    assert "rep-cell--fail" in cells["rooms"], "ROOM-004 is broken"
+    assert "rep-cell--baselined" in cells["data"], "DATA-004 is accepted by the baseline"
+    assert "rep-cell--skip" in cells["cluster"], "a single node skips multi-node operation"
+
+
+def test_every_matrix_cell_links_to_the_verdicts_of_its_section(site: Path) -> None:
+    """Each cell opens the entry's page at the section, where every requirement of the
+    report has a row with its verdict, linked to the requirement's anchor."""
+    base = site / "conformance-matrix"
+    for row in matrix_rows(site):
+        links = re.findall(r'href="([^"#]+)#([a-z-]+)"', "".join(row[3:]))
+        assert [anchor for _, anchor in links] == list(requirements().sections)
+        page_dir = links[0][0]
+        page = (base / page_dir / "index.html").read_text(encoding="utf-8")
+        for _, anchor in links:
+            assert f'id="{anchor}"' in page, (page_dir, anchor)
+        report = json.loads((base / (page_dir.rstrip("/") + ".json")).read_text("utf-8"))
+        for result in report["requirements"]:
+            row_html = re.search(rf'<span id="{result["id"]}"></span>(.*?)</tr>', page, re.S)
+            assert row_html is not None, result["id"]
+            verdict = f'<strong class="rep-cell--{result["verdict"]}">{result["verdict"]}</strong>'
+            assert verdict in row_html.group(1), result["id"]
+            if result["id"] in requirements():
+                target = f'../../../reference/requirements/#{result["id"]}"'
+                assert target in row_html.group(1), result["id"]
+
+
+def test_the_reference_row_is_the_kit_run_of_this_build(site: Path) -> None:
+    from conformance import __version__
+    from conformance.reports.schema import report_problems
+
+    published = site / "conformance-matrix" / "rep-server" / f"{__version__}.json"
+    report = json.loads(published.read_text(encoding="utf-8"))
+    assert report_problems(report) == []
+    assert report["target"]["name"] == "rep-server (reference)"
+    assert {r["id"] for r in report["requirements"]} == {r.id for r in requirements()}
+
+
+def test_the_normative_changelog_lists_every_requirement(site: Path) -> None:
+    page = read(site, "spec-changelog")
+    for requirement in requirements():
+        assert f'href="../reference/requirements/#{requirement.id}"' in page, requirement.id
+    assert f'id="v{catalog().protocol_version}"' in page
+
+
+def test_a_plain_build_has_no_development_banner(site: Path) -> None:
+    assert "Development version: not normative" not in read(site, "")
+    assert "/1.0/reference/requirements/#ROOM-011" in read(site, "versions")

@@ -240,7 +240,7 @@ class Matrix:
                 "    failures, baseline entries and skips look in the matrix.\n"
             )
         parts.append(escape_markdown(entry.description) + "\n")
-        parts.append(md_table(["", ""], facts) + "\n")
+        parts.append("\n".join(f"- **{key}**: {value}" for key, value in facts) + "\n")
         if report.get("aborted"):
             parts.append(f"The run stopped early: {escape_markdown(str(report['aborted']))}\n")
         causes = list(report.get("fix_first", []))[:10]
