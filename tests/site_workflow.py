@@ -21,13 +21,16 @@ BUILD_STEP = ("build", "Build the site (strict)")
 
 
 class _GitHubLoader(yaml.SafeLoader):
-    """YAML as GitHub reads it: ``on:`` stays a key."""
+    """YAML as GitHub reads it: only true/false are booleans, so ``on:`` stays a key."""
 
 
 _GitHubLoader.yaml_implicit_resolvers = {
     first: [(tag, rx) for tag, rx in resolvers if tag != "tag:yaml.org,2002:bool"]
     for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
 }
+_GitHubLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF")
+)
 
 
 def workflow() -> dict[str, Any]:

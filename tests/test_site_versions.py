@@ -293,3 +293,40 @@ def test_a_build_named_after_another_protocol_version_is_refused(published: Publ
     assert done.returncode != 0
     assert f"build {wrong} from its release tag" in done.stderr, done.stderr[-3000:]
     assert wrong not in git(published.scratch, "show", "gh-pages:versions.json")
+
+
+# --- the workflow itself ---------------------------------------------------------------------
+
+
+def test_pull_requests_build_and_only_main_and_release_tags_deploy() -> None:
+    from tests.site_workflow import BUILD_STEP, step, workflow
+
+    document = workflow()
+    triggers = document["on"]
+    assert "pull_request" in triggers
+    assert triggers["push"] == {"branches": ["main"], "tags": ["v*"]}
+    build, deploy = document["jobs"]["build"], document["jobs"]["deploy"]
+    assert "if" not in build, "every event builds"
+    assert step(*BUILD_STEP)["run"] == 'python scripts/site.py build "$RUNNER_TEMP/site"'
+    condition = " ".join(deploy["if"].split())
+    assert "github.ref == 'refs/heads/main'" in condition
+    assert "startsWith(github.ref, 'refs/tags/v')" in condition
+    assert "pull_request" not in condition
+    assert deploy["needs"] == "build", "nothing deploys that did not build strictly"
+
+
+def test_the_deploy_uses_the_official_pages_actions_with_least_privilege() -> None:
+    from tests.site_workflow import workflow
+
+    deploy = workflow()["jobs"]["deploy"]
+    uses = [s["uses"].split("@")[0] for s in deploy["steps"] if "uses" in s]
+    assert uses[-3:] == [
+        "actions/configure-pages",
+        "actions/upload-pages-artifact",
+        "actions/deploy-pages",
+    ]
+    assert deploy["permissions"] == {"contents": "write", "pages": "write", "id-token": "write"}
+    assert deploy["environment"]["name"] == "github-pages"
+    assert deploy["concurrency"] == {"group": "site-deploy", "cancel-in-progress": False}
+    checkout = next(s for s in deploy["steps"] if s.get("uses", "").startswith("actions/checkout"))
+    assert checkout["with"]["fetch-depth"] == 0, "mike extends the history of gh-pages"
