@@ -79,6 +79,7 @@ class ServerConfig:
     rooms: tuple[RoomConfig, ...] = ()
     streams: tuple[StreamConfig, ...] = ()
     outbound_queue_limit: int = _default("outbound_queue_limit")
+    outbound_buffer_bytes: int = _default("outbound_buffer_bytes")
 
     def room(self, room_id: str) -> RoomConfig | None:
         return next((room for room in self.rooms if room.id == room_id), None)
@@ -155,7 +156,12 @@ def parse_config(raw: Any, source: str | None = None) -> ServerConfig:
         raise ConfigError(f"{source}: {exc}" if source else str(exc)) from None
     scalars = {
         name: raw[name]
-        for name in ("heartbeat_interval_ms", "max_message_bytes", "outbound_queue_limit")
+        for name in (
+            "heartbeat_interval_ms",
+            "max_message_bytes",
+            "outbound_queue_limit",
+            "outbound_buffer_bytes",
+        )
         if name in raw
     }
     lists: dict[str, Any] = {}

@@ -121,6 +121,12 @@ class Broker(ABC):
         Called once at application startup; the in-memory broker has nothing to reach.
         """
 
+    async def check(self) -> None:  # noqa: B027 - optional hook, not abstract
+        """Raise BrokerUnavailable if new connections could not be served now (HTTP-006).
+
+        The in-memory broker is always available.
+        """
+
     @abstractmethod
     def on_publication(self, callback: DeliveryCallback) -> None:
         """Register the node's delivery function; called for every publication, own included."""

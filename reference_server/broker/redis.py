@@ -514,6 +514,11 @@ class RedisBroker(Broker):
             self.namespace,
         )
 
+    async def check(self) -> None:
+        """One PING: the same round trip a new connection's registration needs."""
+        with self._unavailable("health check"):
+            await self._redis.ping()
+
     async def close(self) -> None:
         """Stop the reader, then close both connection pools; safe to call twice."""
         self._callbacks.clear()

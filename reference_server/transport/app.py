@@ -12,12 +12,12 @@ import orjson
 from aiohttp import WSMsgType, web
 
 from reference_server.auth import AuthRejected
-from reference_server.broker.base import Broker
+from reference_server.broker.base import Broker, BrokerUnavailable
 from reference_server.broker.memory import MemoryBroker
 from reference_server.config import ServerConfig
 from reference_server.core.messages import MessageFactory
 from reference_server.core.server import CORE_FEATURES, Refused, ServerCore
-from reference_server.transport.channel import WebSocketChannel
+from reference_server.transport.channel import CLOSE_GRACE_SECONDS, WebSocketChannel
 from reference_server.transport.node import (
     NODE_KEY,
     Node,
@@ -44,10 +44,16 @@ async def websocket_handler(request: web.Request) -> web.StreamResponse:
         protocols=(SUBPROTOCOL,),
         max_msg_size=node.config.max_message_bytes + 1,  # aiohttp's bound is exclusive
         autoping=True,
+        # WS-011: permessage-deflate is declined. It costs ~100 kB of memory per connection
+        # (zlib windows both ways) for JSON envelopes that are mostly small.
+        compress=False,
+        timeout=CLOSE_GRACE_SECONDS / 2,  # for the client's closing handshake
     )
     await ws.prepare(request)
     client_id, welcome = node.core.connect(principal, now_ms())
-    channel = WebSocketChannel(ws, node.config.outbound_queue_limit)
+    channel = WebSocketChannel(
+        ws, request.transport, node.config.outbound_queue_limit, node.config.outbound_buffer_bytes
+    )
     node.channels[client_id] = channel
     log.info("client %s connected as %s", client_id, principal.user_id)
     try:
@@ -61,25 +67,47 @@ async def websocket_handler(request: web.Request) -> web.StreamResponse:
                 log.info("client %s: %s", client_id, ws.exception())
                 break
     finally:
-        await node.execute(node.core.disconnected(client_id))
-        await channel.finish()
-        node.channels.pop(client_id, None)
-        log.info("client %s gone (close code %s)", client_id, ws.close_code)
+        try:
+            await node.execute(node.core.disconnected(client_id))
+        finally:  # whatever the cleanup did, the socket's own resources go
+            await channel.finish()
+            node.channels.pop(client_id, None)
+        log.info(
+            "client %s gone (close code sent %s, received %s)",
+            client_id,
+            channel.sent_close_code,
+            ws.close_code,
+        )
     return ws
 
 
 async def health_handler(request: web.Request) -> web.Response:
+    """HTTP-001 / HTTP-006: ok only while a new connection would be served."""
+    node = request.app[NODE_KEY]
+    if node.stopping:
+        return _unavailable("shutting down")
+    try:
+        await node.broker.check()
+    except BrokerUnavailable as exc:
+        log.warning("health: unavailable: %s", exc)
+        return _unavailable("shared state unreachable")
     return web.json_response({"status": "ok"})
+
+
+def _unavailable(reason: str) -> web.Response:
+    return web.json_response({"status": "unavailable", "reason": reason}, status=503)
 
 
 async def stats_handler(request: web.Request) -> web.Response:
     node = request.app[NODE_KEY]
+    try:
+        connections = await node.broker.connection_count()
+        rooms = await node.broker.room_count()
+    except BrokerUnavailable as exc:  # HTTP-007: the spec's JSON error, not a bare 500
+        log.warning("stats: %s", exc)
+        return error_response("internal_error", "shared state unreachable; try again later")
     return web.json_response(
-        {
-            "connections": await node.broker.connection_count(),
-            "rooms": await node.broker.room_count(),
-            "streams": len(node.config.streams),
-        }
+        {"connections": connections, "rooms": rooms, "streams": len(node.config.streams)}
     )
 
 
@@ -141,6 +169,7 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
 async def _shutdown(app: web.Application) -> None:
     """LIFE-007: disconnect + 1001 to everyone before aiohttp tears the sockets down."""
     node = app[NODE_KEY]
+    node.stopping = True  # /health says so first, so balancers stop routing here
     await node.execute(node.core.shutdown())
     await asyncio.gather(*(channel.finish() for channel in list(node.channels.values())))
 

@@ -5,6 +5,7 @@ A :class:`Node` joins one :class:`ServerCore` to one :class:`Broker` and the loc
 
 from __future__ import annotations
 
+import asyncio
 import time
 from typing import TypeVar
 
@@ -35,6 +36,8 @@ class Node:
         self.core = core
         self.verifier = TokenVerifier(secret, config.jwt_algorithms)
         self.channels: dict[str, OutboundChannel] = {}
+        self._closing: dict[str, asyncio.Task[None]] = {}
+        self.stopping = False
         broker.on_publication(self._on_publication)
 
     async def execute(self, step: Step[T]) -> T:
@@ -49,10 +52,12 @@ class Node:
             return
         if isinstance(effect, Close):
             channel.close(effect.code, effect.reason)
-        elif not channel.push(effect.message):
-            for close in self.core.slow_consumer(effect.client_id):
-                if isinstance(close, Close):
-                    channel.close(close.code, close.reason)
+        elif not channel.push(effect.message) and effect.client_id not in self._closing:
+            # WS-008: the close (and the cleanup the core does with the broker) runs as a
+            # step of its own; the channel refuses everything else meanwhile.
+            task = asyncio.create_task(self.execute(self.core.slow_consumer(effect.client_id)))
+            self._closing[effect.client_id] = task
+            task.add_done_callback(lambda _: self._closing.pop(effect.client_id, None))
 
     def _on_publication(self, publication: Publication) -> None:
         for send in self.core.deliver(publication):

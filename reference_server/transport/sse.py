@@ -17,7 +17,7 @@ from aiohttp import web
 
 from reference_server.auth import AuthRejected
 from reference_server.core.server import Refused
-from reference_server.transport.channel import CLOSE_GRACE_SECONDS
+from reference_server.transport.channel import CLOSE_GRACE_SECONDS, BoundedQueue
 from reference_server.transport.node import NODE_KEY, authenticate_request, error_response, now_ms
 from rep_spec import catalog
 
@@ -41,8 +41,10 @@ def decode_cursor(value: str) -> dict[str, str]:
     return positions
 
 
-def frame(message: dict[str, Any], cursor: str) -> bytes:
-    data = orjson.dumps(message)  # one line: orjson never emits raw newlines
+def frame(message: dict[str, Any], cursor: str, data: bytes | None = None) -> bytes:
+    """One SSE event; ``data`` is the message already encoded, when the caller has it."""
+    if data is None:
+        data = orjson.dumps(message)  # one line: orjson never emits raw newlines
     return b"id: %s\nevent: %s\ndata: %s\n\n" % (
         cursor.encode(),
         str(message["type"]).encode(),
@@ -53,10 +55,16 @@ def frame(message: dict[str, Any], cursor: str) -> bytes:
 class SseChannel:
     """A bounded queue drained onto one text/event-stream response."""
 
-    def __init__(self, response: web.StreamResponse, limit: int, positions: dict[str, str]):
+    def __init__(
+        self,
+        response: web.StreamResponse,
+        transport: asyncio.BaseTransport | None,
+        limit: int,
+        limit_bytes: int,
+    ) -> None:
         self._response = response
-        self._queue: asyncio.Queue[_Item] = asyncio.Queue(limit)
-        self.positions = dict(positions)
+        self._queue = BoundedQueue(transport, limit, limit_bytes)
+        self.positions: dict[str, str] = {}
         self.done = asyncio.Event()
         self._writer: asyncio.Task[None] | None = None
 
@@ -64,20 +72,15 @@ class SseChannel:
         self._writer = asyncio.create_task(self._write())
 
     def push(self, message: dict[str, Any]) -> bool:
-        try:
-            self._queue.put_nowait(message)
-        except asyncio.QueueFull:
-            return False
-        return True
+        # Encoded now, so the bound counts real bytes; the cursor is added when written.
+        data = orjson.dumps(message)  # one line: orjson never emits raw newlines
+        return self._queue.put((message, data), len(data))
 
     def keep_alive(self) -> None:
-        with contextlib.suppress(asyncio.QueueFull):  # a full queue is activity enough
-            self._queue.put_nowait(b": keep-alive\n\n")
+        self._queue.put_control(b": keep-alive\n\n")  # a full queue is activity enough
 
     def close(self, code: int, reason: str) -> None:
-        try:
-            self._queue.put_nowait(None)
-        except asyncio.QueueFull:  # slow consumer: drop the backlog and end the response
+        if not self._queue.put_control(None):  # slow consumer: drop the backlog, end now
             self._abort()
             return
         # A writer stuck on a client that stopped reading must not hold the close forever.
@@ -87,6 +90,7 @@ class SseChannel:
         if not self.done.is_set():
             if self._writer is not None:
                 self._writer.cancel()
+            self._queue.cut()
             self.done.set()
 
     async def _write(self) -> None:
@@ -98,10 +102,11 @@ class SseChannel:
                 if isinstance(item, bytes):
                     await self._response.write(item)
                     continue
-                if item["type"] == "stream_event":
-                    payload = item["payload"]
+                message, data = item
+                if message["type"] == "stream_event":
+                    payload = message["payload"]
                     self.positions[payload["streamId"]] = payload["event"]["id"]
-                await self._response.write(frame(item, encode_cursor(self.positions)))
+                await self._response.write(frame(message, encode_cursor(self.positions), data))
         except (ConnectionError, RuntimeError) as exc:
             log.debug("SSE client went away: %s", exc)
         finally:
@@ -110,10 +115,13 @@ class SseChannel:
     async def finish(self, grace_seconds: float = 1.0) -> None:
         if self._writer is None:
             return
+        self._queue.put_control(None)
         with contextlib.suppress(TimeoutError, asyncio.CancelledError):
             async with asyncio.timeout(grace_seconds):
                 await asyncio.shield(self._writer)
-        self._writer.cancel()
+        if not self._writer.done():
+            self._writer.cancel()
+            self._queue.cut()
         with contextlib.suppress(asyncio.CancelledError):
             await self._writer
 
@@ -164,7 +172,12 @@ async def events_handler(request: web.Request) -> web.StreamResponse:
             **cors,
         }
     )
-    channel = SseChannel(response, node.config.outbound_queue_limit, {})
+    channel = SseChannel(
+        response,
+        request.transport,
+        node.config.outbound_queue_limit,
+        node.config.outbound_buffer_bytes,
+    )
     node.channels[client_id] = channel
     try:
         await response.prepare(request)
@@ -190,7 +203,9 @@ async def events_handler(request: web.Request) -> web.StreamResponse:
     except (ConnectionError, RuntimeError) as exc:
         log.debug("SSE client %s went away: %s", client_id, exc)
     finally:
-        await node.execute(node.core.disconnected(client_id))
-        await channel.finish()
-        node.channels.pop(client_id, None)
+        try:
+            await node.execute(node.core.disconnected(client_id))
+        finally:  # whatever the cleanup did, the socket's own resources go
+            await channel.finish()
+            node.channels.pop(client_id, None)
     return response

@@ -306,14 +306,24 @@ async def test_nodes_survive_a_redis_restart(
                 await client.recv_type("pong")
         async with aiohttp.ClientSession() as http:
             for node in (node_a, node_b):
+                # HTTP-006: a balancer must stop routing new clients here.
                 async with http.get(f"{node.http_url}/health") as health:
-                    assert health.status == 200
+                    assert health.status == 503
+                    assert (await health.json())["status"] == "unavailable"
+                # HTTP-007: the spec's JSON error, not a plain-text 500.
+                async with http.get(f"{node.http_url}/stats") as stats:
+                    assert stats.status == 500
+                    assert (await stats.json())["error"]["code"] == "internal_error"
 
         own_redis_server.start()
         restarted = time.monotonic()
         await _until_chat_crosses(bob, ann, "ops")  # B -> A
         await _until_chat_crosses(ann, bob, "ops")  # and A -> B
         assert time.monotonic() - restarted < RECOVERY_DEADLINE_S
+        async with aiohttp.ClientSession() as http:
+            for node in (node_a, node_b):
+                async with http.get(f"{node.http_url}/health") as health:
+                    assert health.status == 200
 
         messages = [record.getMessage() for record in caplog.records]
         for node_id in ("node-a", "node-b"):

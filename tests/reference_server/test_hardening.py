@@ -18,6 +18,7 @@ import websockets
 from reference_server.auth import mint_token
 from reference_server.config import parse_config
 from reference_server.testing import RunningServer, running_server
+from reference_server.transport.node import NODE_KEY
 from reference_server.transport.runner import MAX_HEADER_FIELD_BYTES
 from tests.reference_server.conftest import ROOMS
 
@@ -110,3 +111,24 @@ async def test_a_token_whose_exp_is_a_string_is_refused(server: RunningServer) -
         )
     assert refused.value.response.status_code == 401
     assert b"NumericDate" in refused.value.response.body
+
+
+async def test_health_says_unavailable_once_shutdown_has_begun(server: RunningServer) -> None:
+    """HTTP-006: balancers stop routing new clients before the connections are closed."""
+    import aiohttp
+
+    node = server.app[NODE_KEY]
+
+    async def stopping(value: bool) -> None:
+        node.stopping = value
+
+    async with aiohttp.ClientSession() as http:
+        server.call(stopping(True))
+        try:
+            async with http.get(f"{server.http_url}/health") as health:
+                assert health.status == 503
+                assert (await health.json()) == {"status": "unavailable", "reason": "shutting down"}
+        finally:
+            server.call(stopping(False))
+        async with http.get(f"{server.http_url}/health") as health:
+            assert health.status == 200

@@ -246,7 +246,12 @@ async def test_slow_consumer_queue_is_bounded() -> None:
         async def write(self, data: bytes) -> None:
             await self.never.wait()
 
-    channel = SseChannel(StalledResponse(), limit=3, positions={})  # type: ignore[arg-type]
+    channel = SseChannel(
+        StalledResponse(),  # type: ignore[arg-type]
+        None,
+        limit=3,
+        limit_bytes=1 << 20,
+    )
     channel.start()
     message = {"type": "heartbeat", "payload": {}}
     accepted = [channel.push(message) for _ in range(10)]

@@ -1,0 +1,191 @@
+"""Clients that stop reading are closed, whatever holds their backlog (WS-008, SSE-010).
+
+The bound counts the bytes queued for a client and the bytes its socket has not sent yet;
+a client that stops reading fills both, is closed with 4002 (its stream ended, for SSE),
+and is cut if the close itself cannot get through. Shutdown does not wait on it either.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import aiohttp
+import pytest
+import websockets
+
+from reference_server.auth import mint_token
+from reference_server.config import parse_config
+from reference_server.testing import RunningServer, running_server
+from reference_server.transport.channel import CLOSE_GRACE_SECONDS, BoundedQueue
+from reference_server.transport.node import NODE_KEY
+from rep_spec.schema_files import load_json
+from tests.reference_server.netclient import connect
+
+pytestmark = pytest.mark.network
+
+BUFFER_BYTES = 256 * 1024
+CONTENT = "x" * load_json("payloads/chat_message.schema.json")["properties"]["content"]["maxLength"]
+# At most this many copies of CONTENT: far more than the bound, the kernel's socket buffers
+# (several MB on loopback) and the client's read buffer hold; the flood stops at the close.
+FLOOD_MESSAGES = 50_000
+GONE_WITHIN_S = 30.0
+
+
+class FakeTransport(asyncio.WriteTransport):
+    def __init__(self, buffered: int) -> None:
+        super().__init__()
+        self.buffered = buffered
+        self.aborted = False
+
+    def get_write_buffer_size(self) -> int:
+        return self.buffered
+
+    def is_closing(self) -> bool:
+        return self.aborted
+
+    def abort(self) -> None:
+        self.aborted = True
+
+
+def test_the_bound_counts_the_transport_buffer() -> None:
+    transport = FakeTransport(buffered=900)
+    queue = BoundedQueue(transport, limit=100, limit_bytes=1000)
+    assert queue.put(b"a" * 50, 50)
+    assert not queue.put(b"b" * 60, 60), "900 buffered + 50 queued + 60 exceeds 1000"
+    transport.buffered = 0
+    assert queue.put(b"b" * 60, 60)
+    assert queue.held_bytes() == 110
+
+
+def test_the_bound_counts_messages_too_and_control_items_bypass_the_byte_bound() -> None:
+    queue = BoundedQueue(FakeTransport(buffered=10_000), limit=2, limit_bytes=1000)
+    assert not queue.put(b"x", 1)
+    assert queue.put_control("close")
+    assert queue.put_control("keep-alive")
+    assert not queue.put_control("third"), "the count bound holds for control items"
+
+
+def test_cut_aborts_the_transport_once() -> None:
+    transport = FakeTransport(buffered=0)
+    BoundedQueue(transport, limit=1, limit_bytes=1000).cut()
+    assert transport.aborted
+
+
+@pytest.fixture
+def server() -> Iterator[RunningServer]:
+    config = parse_config(
+        {
+            "outbound_buffer_bytes": BUFFER_BYTES,
+            "rate_limit": {"window_ms": 60_000, "max_messages": 100_000},
+            "streams": [{"id": "ticks", "buffer_size": 10}],
+        }
+    )
+    with running_server(config) as running:
+        yield running
+
+
+def _channels(server: RunningServer) -> int:
+    async def count() -> int:
+        return len(server.app[NODE_KEY].channels)
+
+    return int(server.call(count()))
+
+
+async def _until(condition: Callable[[], bool], what: str) -> None:
+    deadline = time.monotonic() + GONE_WITHIN_S
+    while not condition():
+        assert time.monotonic() < deadline, f"{what} within {GONE_WITHIN_S} s"
+        await asyncio.sleep(0.05)
+
+
+async def test_a_websocket_client_that_stops_reading_is_closed_with_4002(
+    server: RunningServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="reference_server.transport")
+    token = mint_token(server.secret, "stalled")
+    stalled = await websockets.connect(
+        server.ws_url,
+        additional_headers={"Authorization": f"Bearer {token}"},
+        subprotocols=[websockets.Subprotocol("rep.v1")],
+        max_queue=1,  # the client library stops reading from the socket once one frame waits
+        close_timeout=1,
+    )
+    await stalled.recv()  # the welcome
+    await stalled.send(
+        '{"id":"j","type":"room_join","timestamp":"2026-12-01T00:00:00Z",'
+        '"payload":{"roomId":"flood"}}'
+    )
+    sender = await connect(server, "sender")
+    await sender.send("room_join", {"roomId": "flood"})
+    await sender.recv_type("room_join_response")
+
+    async def drain() -> None:  # the sender reads its own copies: only one client stalls
+        async for _ in sender.ws:
+            pass
+
+    draining = asyncio.create_task(drain())
+    sent = 0
+    while _channels(server) == 2 and sent < FLOOD_MESSAGES:
+        for _ in range(100):
+            await sender.send("chat_message", {"roomId": "flood", "content": CONTENT})
+        sent += 100
+        await asyncio.sleep(0)  # the sender's own copies are read later; its queue is ample
+    await _until(lambda: _channels(server) == 1, "the stalled client was not closed")
+    gone = [r.getMessage() for r in caplog.records if "gone" in r.getMessage()]
+    assert any("close code sent 4002" in line for line in gone), gone
+    await sender.ws.close()
+    await draining
+    await stalled.close()
+
+
+async def test_shutdown_does_not_wait_on_a_client_that_stopped_reading() -> None:
+    config = parse_config({"rate_limit": {"window_ms": 60_000, "max_messages": 100_000}})
+    with running_server(config) as server:
+        token = mint_token(server.secret, "stalled")
+        stalled = await websockets.connect(
+            server.ws_url,
+            additional_headers={"Authorization": f"Bearer {token}"},
+            subprotocols=[websockets.Subprotocol("rep.v1")],
+            max_queue=1,
+            close_timeout=1,
+        )
+        await stalled.recv()
+
+        async def fill() -> None:  # a backlog the socket cannot take, below the bounds
+            node = server.app[NODE_KEY]
+            (channel,) = node.channels.values()
+            for _ in range(200):
+                channel.push({"type": "heartbeat", "padding": CONTENT * 3})
+
+        server.call(fill())
+        started = time.monotonic()
+    took = time.monotonic() - started
+    # shutdown: each channel gets its grace, then is cut; aiohttp's own 2 s timeout follows.
+    assert took < 2 * CLOSE_GRACE_SECONDS + 4, f"shutdown took {took:.1f} s"
+    await stalled.close()
+
+
+async def test_an_sse_client_that_stops_reading_loses_its_stream(server: RunningServer) -> None:
+    token = mint_token(server.secret, "reader")
+    producer = mint_token(server.secret, "producer", ("admin",))
+    headers = {"Authorization": f"Bearer {token}"}
+    body: dict[str, Any] = {"type": "tick", "data": {"padding": CONTENT}}
+    async with aiohttp.ClientSession(read_bufsize=2**14) as http:
+        response = await http.get(f"{server.sse_url}?channels=ticks", headers=headers)
+        assert response.status == 200  # and never read from again
+        await _until(lambda: _channels(server) == 1, "the SSE client was not registered")
+        async with aiohttp.ClientSession() as publisher:
+            url = f"{server.http_url}/streams/ticks/events"
+            auth = {"Authorization": f"Bearer {producer}"}
+            sent = 0
+            while _channels(server) == 1 and sent < FLOOD_MESSAGES:
+                for _ in range(50):
+                    async with publisher.post(url, json=body, headers=auth) as published:
+                        assert published.status == 201
+                sent += 50
+        await _until(lambda: _channels(server) == 0, "the stalled SSE client was not dropped")
+        response.close()
