@@ -33,6 +33,8 @@ import yaml
 
 from conformance import __version__
 from conformance.baseline import pattern_matches
+from conformance.clientkit.runner import add_arguments as add_client_arguments
+from conformance.clientkit.runner import run_client
 from conformance.coverage import CHECKS_DIR, all_checks, tests_by_requirement
 from conformance.generation.replay import add_arguments as add_replay_arguments
 from conformance.generation.replay import run_replay
@@ -177,6 +179,17 @@ def _parser() -> argparse.ArgumentParser:
         "commented out with its default or what the server must be configured with.",
     )
     add_init_arguments(init)
+
+    client = commands.add_parser(
+        "client",
+        help="check a REP client: the kit plays a scripted server to it",
+        description="Start the client the target file names once per scenario, pointed at a "
+        "REP server the kit scripts on loopback, and judge what it does against the client "
+        "requirements (CLIENT-xxx). Reports as for a server run.",
+        epilog=f"exit status:\n{exit_status_table()}",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    add_client_arguments(client)
 
     again = commands.add_parser("replay", help="re-run a saved failure: FIXED or FAILED")
     add_replay_arguments(again)
@@ -401,6 +414,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return run_init(args)
     if args.command == "replay":
         return run_replay(args)
+    if args.command == "client":
+        return run_client(args)
     print(list_requirements(args.format, args.uncovered))
     return EXIT_PASS
 

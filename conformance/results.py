@@ -40,6 +40,9 @@ from rep_spec import Requirement, requirements
 Outcome = Literal["passed", "failed", "skipped"]
 FAILING = frozenset({"fail", "stale"})
 
+#: How the kit verifies: servers (``rep-conformance run``), clients (``... client``).
+KIT_VERIFIED = frozenset({"conformance", "client-conformance"})
+
 #: ``blocked_by`` entries that are not requirement ids.
 SERVER_UNREACHABLE = "server-unreachable"
 FEATURE_PREFIX = "feature:"
@@ -189,7 +192,7 @@ def requirement_verdict(requirement: Requirement, involved: list[CheckResult]) -
         return "skip"
     if naming:
         return "inconclusive"
-    return "not-checked" if requirement.verified_by == "conformance" else "out-of-scope"
+    return "not-checked" if requirement.verified_by in KIT_VERIFIED else "out-of-scope"
 
 
 def requirement_results(results: Iterable[CheckResult]) -> list[RequirementResult]:

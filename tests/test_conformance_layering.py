@@ -40,6 +40,7 @@ LAYERS = {
     "reference": 5,
     "cli": 5,
     "init": 5,
+    "clientkit": 5,
 }
 MAY_IMPORT = {1: {1}, 2: {1, 2}, 3: {1, 2, 3}, 4: {1, 4}, 5: {1, 2, 3, 4, 5}}
 NO_PYTEST = {1, 2, 4}

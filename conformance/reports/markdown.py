@@ -67,7 +67,7 @@ def render_markdown(report: Mapping[str, Any]) -> str:
     lines = [
         f"## {icon} REP {_cell(report.get('protocol_version'))} conformance: {outcome}",
         "",
-        f"Target **{_cell(target.get('name'))}** (`{_cell(target.get('ws_url'))}`), "
+        f"Target **{_cell(target.get('name'))}** (`{_cell(_where(target))}`), "
         f"{report.get('duration_s')} s"
         + (", strict" if report.get("strict") else "")
         + (f", exit status {exit_status}" if exit_status is not None else ""),
@@ -127,3 +127,8 @@ def render_markdown(report: Mapping[str, Any]) -> str:
         lines += [f"- {_cell(s.get('entry'))}: {_cell(s.get('reason'))}" for s in stale]
     lines.append("")
     return "\n".join(lines)
+
+
+def _where(target: Mapping[str, Any]) -> str:
+    """A server's WebSocket URL, or the command of a client under test."""
+    return str(target.get("ws_url") or " ".join(target.get("command") or []))

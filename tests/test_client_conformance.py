@@ -1,0 +1,82 @@
+"""rep-conformance client: the reference client passes, each broken variant fails the
+check of its requirement, and the reports are those of a server run."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from conformance.cli import main
+from conformance.clientkit.scenarios import scenarios
+from rep_spec import requirements
+from tests.client_variants.drivers import VARIANTS
+
+pytestmark = pytest.mark.network
+
+ROOT = Path(__file__).resolve().parent.parent
+EXAMPLE = ROOT / "examples" / "client.yaml"
+
+
+def run(target: Path, report_dir: Path, *checks: str) -> tuple[int, dict[str, Any]]:
+    argv = ["client", "--target", str(target), "--report-dir", str(report_dir), "-q"]
+    for check in checks:
+        argv += ["--check", check]
+    status = main(argv)
+    report: dict[str, Any] = json.loads((report_dir / "report.json").read_text("utf-8"))
+    return status, report
+
+
+def variant_target(tmp_path: Path, name: str) -> Path:
+    data = yaml.safe_load(EXAMPLE.read_text("utf-8"))
+    data["client"] = {
+        "name": f"variant {name}",
+        "command": ["{python}", "-m", "tests.client_variants.drivers", name],
+        "workdir": str(ROOT),
+    }
+    path = tmp_path / "client.yaml"
+    path.write_text(yaml.safe_dump(data), "utf-8")
+    return path
+
+
+def test_every_client_requirement_has_a_check_and_every_check_a_known_id() -> None:
+    checked = {rid for s in scenarios() for c in s.checks for rid in c.requirements}
+    registry = requirements()
+    wanted = {r.id for r in registry if r.verified_by == "client-conformance"}
+    assert checked == wanted
+    assert all(registry[rid].actor == "client" for rid in checked)
+
+
+def test_every_client_requirement_has_a_broken_variant() -> None:
+    wanted = {r.id for r in requirements() if r.verified_by == "client-conformance"}
+    assert {v.requirement for v in VARIANTS.values()} == wanted
+
+
+def test_the_reference_client_passes_with_the_reports_of_a_server_run(tmp_path: Path) -> None:
+    status, report = run(EXAMPLE, tmp_path)
+    failed = [t for t in report["tests"] if t["verdict"] != "pass"]
+    assert status == 0, [t["message"] for t in failed]
+    assert report["outcome"] == "pass" and report["totals"]["requirements"] == {"pass": 19}
+    for name in ("report.json", "report.html", "summary.md", "junit.xml"):
+        assert (tmp_path / name).stat().st_size > 0
+    junit = (tmp_path / "junit.xml").read_text("utf-8")
+    assert "test_close_codes_are_followed[1008] [CLIENT-012]" in junit
+    assert "<failure" not in junit
+
+
+@pytest.mark.parametrize("name", sorted(VARIANTS), ids=str)
+def test_a_broken_client_fails_on_its_requirement(tmp_path: Path, name: str) -> None:
+    variant = VARIANTS[name]
+    status, report = run(variant_target(tmp_path, name), tmp_path / "report", variant.check)
+    check_id = variant.check if "::" in variant.check else f"client.py::{variant.check}"
+    (test,) = [t for t in report["tests"] if t["id"] == check_id]
+    mandatory = requirements()[variant.requirement].is_mandatory
+    assert test["verdict"] == ("fail" if mandatory else "warn"), test["message"]
+    assert variant.requirement in test["failed_requirements"], test["message"]
+    assert status == (1 if mandatory else 0)
+    # The message says what the kit did, what the requirement expects, what came back.
+    assert "expected" in test["message"] and variant.requirement in test["message"]
+    assert test["transcript"], "a failure carries its transcript"
