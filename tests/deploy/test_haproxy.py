@@ -273,13 +273,13 @@ def test_the_kits_cluster_checks_pass_through_the_balancer(
     )
     report = json.loads((reports / "report.json").read_text(encoding="utf-8"))
     verdicts = {t["id"]: t["verdict"] for t in report["tests"]}
-    assert len(verdicts) == 5 and set(verdicts.values()) == {"pass"}, (
+    assert len(verdicts) >= 5 and set(verdicts.values()) == {"pass"}, (
         verdicts,
         done.stdout[-3000:],
         balancer.log(),
     )
-    by_id = {r["id"]: r["verdict"] for r in report["requirements"]}
-    assert [by_id[f"CLUSTER-00{n}"] for n in range(1, 6)] == ["pass"] * 5
+    cluster = {r["id"]: r["verdict"] for r in report["requirements"] if r["section"] == "cluster"}
+    assert len(cluster) >= 5 and set(cluster.values()) == {"pass"}, cluster
     assert done.returncode == 0, done.stdout[-3000:]
     after = balancer.states()
     # leastconn spread the kit's connections: both nodes served some of them.
