@@ -1,15 +1,19 @@
 """The Redis broker: several nodes on one Redis behave as one server.
 
-Fan-out is one pub/sub channel, ``<ns>:bus``. Every node receives every publication once
-and filters it locally (``ServerCore.deliver``): a node's own publications are delivered by
-``publish`` as soon as Redis accepted them, exactly as MemoryBroker delivers them; the other
-nodes' arrive through the reader, in the order Redis received them. Shared state lives under
-``<ns>:``; every broker method is one Lua script or one command, so the atomicity the
-interface promises holds across nodes:
+Fan-out is one Redis stream, ``<ns>:bus``: every publication is one entry (XADD), and every
+node reads every entry once, in order (XREAD), and filters it locally
+(``ServerCore.deliver``). A node's own publications are delivered by ``publish`` as soon as
+Redis accepted them, exactly as MemoryBroker delivers them. A stream rather than pub/sub,
+because a reader that lost its connection resumes from the last entry it read: what Redis
+accepted while a node was reconnecting still reaches that node's clients (CLUSTER-001),
+instead of being accepted and silently lost. Shared state lives under ``<ns>:``; every
+broker method is one Lua script or one command, so the atomicity the interface promises
+holds across nodes:
 
 ====================================  =======  ===============================================
 key                                   type     contents
 ====================================  =======  ===============================================
+``<ns>:bus``                          stream   publications, the newest ``BUS_LENGTH`` kept
 ``<ns>:conns``                        hash     client id -> user id
 ``<ns>:conn-users``                   hash     user id -> number of open connections
 ``<ns>:room:<room>``                  hash     client id -> user id; gone when the room empties
@@ -28,13 +32,16 @@ key                                   type     contents
 ``<ns>:stream-meta:<stream>``         hash     newest id (``ms``, ``seq``), newest ``dropped``
 ====================================  =======  ===============================================
 
+Node liveness and the reaping of crashed nodes' state use more keys: see
+:mod:`reference_server.broker.liveness`.
+
 Failures: :meth:`RedisBroker.connect` raises :class:`BrokerUnavailable` when Redis cannot
 be reached. Later, every operation raises it while Redis is away, except
 :meth:`RedisBroker.rate_limit_hit`, which the core asks before *every* message (pings
 included): it falls back to a window kept by this node alone until Redis answers again.
-The pub/sub reader never gives up: it reconnects with bounded exponential backoff and logs
-the loss, each failed attempt and the recovery. Publications sent while a node is
-disconnected are not replayed to it (Redis pub/sub keeps nothing).
+The bus reader never gives up: it reconnects with bounded exponential backoff, logs the
+loss, each failed attempt and the recovery, and resumes after the last entry it read; if
+Redis came back empty (a restart without persistence), it reads the new bus from its start.
 """
 
 from __future__ import annotations
@@ -52,7 +59,6 @@ from urllib.parse import urlsplit, urlunsplit
 
 import orjson
 from redis.asyncio import BlockingConnectionPool, Redis
-from redis.asyncio.client import PubSub
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.commands.core import AsyncScript
@@ -85,6 +91,10 @@ OUTAGE_ERRORS = (RedisConnectionError, RedisTimeoutError, OSError)
 # Extra life for a rate window's key beyond the window, so node clocks may differ a little.
 RATE_KEY_SLACK_MS = 60_000
 READ_TIMEOUT_S = 1.0  # the reader wakes at least this often, to notice close()
+READ_BATCH = 500  # bus entries per XREAD
+#: Bus entries Redis keeps (approximately): a reader that falls further behind than this
+#: loses publications. At 10,000 publications a second that is ten seconds of history.
+BUS_LENGTH = 100_000
 READER_STOP_TIMEOUT_S = 5.0
 NOT_CONNECTED = "RedisBroker is not connected: await connect() (or start()) first"
 
@@ -444,7 +454,8 @@ class RedisBroker(Broker):
         self.url = url
         self.namespace = namespace
         self.node_id = node_id
-        self.channel = f"{namespace}:bus"
+        self.bus_key = f"{namespace}:bus"
+        self._bus_position = "0-0"  # the newest bus entry this node has read
         self._connect_timeout = connect_timeout
         self._command_timeout = command_timeout
         self._reconnect_initial = reconnect_initial
@@ -493,20 +504,21 @@ class RedisBroker(Broker):
             self.url,
             decode_responses=True,
             socket_connect_timeout=self._connect_timeout,
-            socket_timeout=self._command_timeout,
+            # An XREAD blocks up to READ_TIMEOUT_S before it answers.
+            socket_timeout=self._command_timeout + READ_TIMEOUT_S,
             retry=Retry(NoBackoff(), 0),  # the reader's own loop does the reconnecting
-            health_check_interval=5,  # notice a half-open connection while idle
+            client_name=f"{self.namespace}:bus-reader:{self.node_id}",
         )
         try:
             await client.ping()
-            pubsub = await self._subscribe(bus)
+            self._bus_position = await self._newest_bus_entry(client)
         except (*OUTAGE_ERRORS, RedisError) as exc:
             await client.aclose()
             await bus.aclose()
             raise BrokerUnavailable(f"cannot reach Redis at {redact(self.url)}: {exc}") from exc
         self._client, self._bus = client, bus
         self._scripts = {name: client.register_script(src) for name, src in _SCRIPTS.items()}
-        self._reader = asyncio.create_task(self._read_bus(pubsub), name=f"redis-bus-{self.node_id}")
+        self._reader = asyncio.create_task(self._read_bus(), name=f"redis-bus-{self.node_id}")
         log.info(
             "node %s connected to Redis at %s (namespace %r)",
             self.node_id,
@@ -544,91 +556,86 @@ class RedisBroker(Broker):
         self._callbacks.append(callback)
 
     async def publish(self, publication: Publication) -> None:
-        """PUBLISH to the other nodes, then deliver here, as MemoryBroker does, before returning.
+        """Append to the bus, then deliver here, as MemoryBroker does, before returning.
 
         Local delivery does not wait for the round trip through the bus: a publication
-        Redis accepted reaches this node's clients even while the reader is resubscribing
+        Redis accepted reaches this node's clients even while the reader is reconnecting
         (a sender always gets its own copy), and a refused one reaches nobody.
         """
         if not publication.origin:
             publication = dataclasses.replace(publication, origin=self.node_id)
         payload = encode_publication(publication, self._instance)
         with self._unavailable("publish"):
-            await self._redis.publish(self.channel, payload)
+            await self._redis.xadd(self.bus_key, {"p": payload}, maxlen=BUS_LENGTH)
         self._deliver(publication)
 
-    async def _subscribe(self, bus: Redis) -> PubSub:
-        """A pub/sub connection whose subscription Redis has confirmed."""
-        pubsub = bus.pubsub()
-        try:
-            await pubsub.subscribe(self.channel)
-            loop = asyncio.get_running_loop()
-            deadline = loop.time() + self._connect_timeout
-            while True:
-                remaining = deadline - loop.time()
-                if remaining <= 0:
-                    raise RedisTimeoutError(f"no confirmation of SUBSCRIBE {self.channel}")
-                message = await pubsub.get_message(timeout=remaining)
-                if message is not None and message["type"] == "subscribe":
-                    return pubsub
-        except BaseException:
-            await self._discard(pubsub)
-            raise
+    async def _newest_bus_entry(self, client: Redis) -> str:
+        newest = await client.xrevrange(self.bus_key, count=1)
+        return str(newest[0][0]) if newest else "0-0"
 
-    @staticmethod
-    async def _discard(pubsub: PubSub) -> None:
-        with contextlib.suppress(*OUTAGE_ERRORS, RedisError):
-            await pubsub.aclose()  # type: ignore[no-untyped-call]
+    async def _resume_position(self) -> str:
+        """After an outage: go on after the last entry read, unless the bus was recreated."""
+        assert self._client is not None
+        newest = await self._newest_bus_entry(self._client)
+        if (event_position(newest) or (0, 0)) < (event_position(self._bus_position) or (0, 0)):
+            log.warning(
+                "node %s: the Redis bus restarted empty (Redis lost its data); "
+                "reading the new bus from its start",
+                self.node_id,
+            )
+            return "0-0"
+        return self._bus_position
 
-    async def _read_bus(self, pubsub: PubSub) -> None:
-        """Deliver every bus message; on loss, resubscribe with bounded exponential backoff."""
+    async def _read_bus(self) -> None:
+        """Deliver every bus entry in order; on loss, reconnect with bounded backoff."""
         loop = asyncio.get_running_loop()
-        current: PubSub | None = pubsub
         delay = self._reconnect_initial
         lost_at: float | None = None
-        try:
-            while not self._closing:
-                try:
-                    if current is None:
-                        assert self._bus is not None
-                        current = await self._subscribe(self._bus)
-                        log.info(
-                            "node %s: Redis pub/sub at %s is back after %.1f s; "
-                            "cross-node delivery resumed",
-                            self.node_id,
-                            redact(self.url),
-                            loop.time() - (lost_at or loop.time()),
-                        )
-                        lost_at, delay = None, self._reconnect_initial
-                    message = await current.get_message(
-                        ignore_subscribe_messages=True, timeout=READ_TIMEOUT_S
-                    )
-                except Exception as exc:  # nothing may end the reader: back off, resubscribe
-                    if current is not None:
-                        await self._discard(current)
-                        current = None
-                    if lost_at is None:
-                        lost_at = loop.time()
-                        what = "lost; cross-node delivery paused"
-                    else:
-                        what = "still unavailable"
-                    log.warning(
-                        "node %s: Redis pub/sub at %s %s (%s); next attempt in %.1f s",
+        while not self._closing:
+            try:
+                if lost_at is not None:
+                    self._bus_position = await self._resume_position()
+                assert self._bus is not None
+                reply: Any = await self._bus.xread(
+                    {self.bus_key: self._bus_position},
+                    count=READ_BATCH,
+                    block=int(READ_TIMEOUT_S * 1000),
+                )
+                if lost_at is not None:
+                    log.info(
+                        "node %s: Redis bus at %s is back after %.1f s; "
+                        "cross-node delivery resumed",
                         self.node_id,
                         redact(self.url),
-                        what,
-                        exc or type(exc).__name__,
-                        delay,
-                        exc_info=not isinstance(exc, OUTAGE_ERRORS),  # a traceback if unexpected
+                        loop.time() - lost_at,
                     )
-                    await asyncio.sleep(delay)
-                    delay = min(delay * 2, self._reconnect_max)
-                    continue
-                if message is not None and message["type"] == "message":
-                    self._dispatch(message["data"])
-        finally:
-            if current is not None:
-                await self._discard(current)
+                    lost_at, delay = None, self._reconnect_initial
+                    self._on_reconnect()
+            except Exception as exc:  # nothing may end the reader: back off, reconnect
+                if lost_at is None:
+                    lost_at = loop.time()
+                    what = "lost; cross-node delivery paused"
+                else:
+                    what = "still unavailable"
+                log.warning(
+                    "node %s: Redis bus at %s %s (%s); next attempt in %.1f s",
+                    self.node_id,
+                    redact(self.url),
+                    what,
+                    exc or type(exc).__name__,
+                    delay,
+                    exc_info=not isinstance(exc, OUTAGE_ERRORS),  # a traceback if unexpected
+                )
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, self._reconnect_max)
+                continue
+            for _key, entries in reply or ():
+                for entry_id, fields in entries:
+                    self._bus_position = str(entry_id)
+                    self._dispatch(fields.get("p", ""))
+
+    def _on_reconnect(self) -> None:
+        """Hook: the bus is readable again (the liveness loop re-checks at once)."""
 
     def _dispatch(self, raw: str | bytes) -> None:
         try:

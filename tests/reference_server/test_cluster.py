@@ -1,6 +1,6 @@
 """Two reference server nodes on one Redis, over loopback, behave as one server.
 
-Each node runs with its own RedisBroker (own connections, own pub/sub reader) in its own
+Each node runs with its own RedisBroker (own connections, own bus reader) in its own
 thread and event loop; the clients are real WebSocket and HTTP clients. The fault tests give
 each test its own redis-server, which they stop and start again on the same port.
 """
@@ -327,8 +327,8 @@ async def test_nodes_survive_a_redis_restart(
 
         messages = [record.getMessage() for record in caplog.records]
         for node_id in ("node-a", "node-b"):
-            assert any(f"node {node_id}: Redis pub/sub" in m and "lost" in m for m in messages)
-            assert any(f"node {node_id}: Redis pub/sub" in m and "resumed" in m for m in messages)
+            assert any(f"node {node_id}: Redis bus" in m and "lost" in m for m in messages)
+            assert any(f"node {node_id}: Redis bus" in m and "resumed" in m for m in messages)
         await _close(ann, bob)
 
 

@@ -18,7 +18,6 @@ from typing import Any
 
 import pytest
 from redis.asyncio import Redis
-from redis.asyncio.client import PubSub
 
 from reference_server.broker.base import (
     Broker,
@@ -520,7 +519,7 @@ async def test_malformed_bus_messages_are_logged_and_skipped(
     raw = Redis.from_url(redis_server.url)
     try:
         for junk in (b"not json", b"[]", b'{"topic": 1, "message": {}}', b'{"topic": "t"}'):
-            await raw.publish(node.channel, junk)
+            await raw.xadd(node.bus_key, {"p": junk})
         await node.publish(Publication("broadcast", {"ok": True}))
         await _eventually(lambda: _ready(len(heard) == 1))
         assert heard[0].message == {"ok": True}
@@ -749,9 +748,9 @@ async def test_outage_and_recovery(
         assert (await node.rate_limit_hit("ann", T0, 1000, 2)).allowed  # shared again
         messages = [r.getMessage() for r in caplog.records]
         assert any(
-            "node n1: Redis pub/sub" in m and "cross-node delivery paused" in m for m in messages
+            "node n1: Redis bus" in m and "cross-node delivery paused" in m for m in messages
         )
-        assert any("node n1: Redis pub/sub" in m and "delivery resumed" in m for m in messages)
+        assert any("node n1: Redis bus" in m and "delivery resumed" in m for m in messages)
         assert any("rate limits are per node" in m for m in messages)
         assert any("shared through Redis again" in m for m in messages)
     finally:
@@ -782,11 +781,35 @@ async def test_a_killed_subscription_is_replaced(
     listener.on_publication(heard.append)
     raw = Redis.from_url(redis_server.url)
     try:
-        await raw.client_kill_filter(_type="pubsub")  # Redis itself stays up
+        reader_name = f"{listener.namespace}:bus-reader:{listener.node_id}"
+        (reader,) = [c for c in await raw.client_list() if c["name"] == reader_name]
+        await raw.client_kill_filter(_id=reader["id"])  # Redis itself stays up
         await _peer_reaches(peer, heard)
         assert await listener.room_count() == 0  # state operations were never affected
         messages = [r.getMessage() for r in caplog.records]
-        assert any("node n1: Redis pub/sub" in m and "delivery resumed" in m for m in messages)
+        assert any("node n1: Redis bus" in m and "delivery resumed" in m for m in messages)
+    finally:
+        await raw.aclose()
+
+
+async def test_publications_made_while_a_reader_reconnects_still_arrive(
+    two_nodes: tuple[RedisBroker, RedisBroker], redis_server: RedisProcess
+) -> None:
+    """CLUSTER-001: what Redis accepted reaches every node, even one that was reconnecting."""
+    listener, peer = two_nodes
+    heard: list[Publication] = []
+    listener.on_publication(heard.append)
+    raw = Redis.from_url(redis_server.url, decode_responses=True)
+    try:
+        reader_name = f"{listener.namespace}:bus-reader:{listener.node_id}"
+        (reader,) = [c for c in await raw.client_list() if c["name"] == reader_name]
+        await raw.client_kill_filter(_id=reader["id"])
+        sent = [Publication("broadcast", {"n": n}) for n in range(20)]
+        for publication in sent:  # while the listener's reader is down or backing off
+            await peer.publish(publication)
+        await _eventually(lambda: _ready(len(heard) >= len(sent)))
+        await asyncio.sleep(0.2)  # room for a duplicate to show up
+        assert [p.message for p in heard] == [p.message for p in sent]  # all, once, in order
     finally:
         await raw.aclose()
 
@@ -800,18 +823,18 @@ async def test_an_unexpected_reader_error_does_not_end_delivery(
     listener, peer = two_nodes
     heard: list[Publication] = []
     listener.on_publication(heard.append)
-    listener_pool = listener._bus.connection_pool if listener._bus else None
-    original = PubSub.get_message
+    listener_bus = listener._bus
+    original = Redis.xread
     failures = [RuntimeError("a bug in the client library")]
 
-    async def flaky(self: PubSub, *args: Any, **kwargs: Any) -> Any:
-        if failures and self.connection_pool is listener_pool:  # the listener's reader only
+    async def flaky(self: Redis, *args: Any, **kwargs: Any) -> Any:
+        if failures and self is listener_bus:  # the listener's reader only
             raise failures.pop()
         return await original(self, *args, **kwargs)
 
-    monkeypatch.setattr(PubSub, "get_message", flaky)
+    monkeypatch.setattr(Redis, "xread", flaky)
     await _eventually(lambda: _ready(not failures))
     await _peer_reaches(peer, heard)
-    logged = [r for r in caplog.records if r.getMessage().startswith("node n1: Redis pub/sub")]
+    logged = [r for r in caplog.records if r.getMessage().startswith("node n1: Redis bus")]
     assert any(r.exc_info and "a bug in the client" in str(r.exc_info[1]) for r in logged)
     assert any("delivery resumed" in r.getMessage() for r in logged)
