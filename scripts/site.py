@@ -165,7 +165,10 @@ def assemble(out: Path, repo: Path, branch: str) -> None:
         tar_file.write(archive.stdout)
         tar_file.seek(0)
         with tarfile.open(fileobj=tar_file) as tar:
-            tar.extractall(out, filter="data")
+            if hasattr(tarfile, "data_filter"):  # Python 3.11.4 and later
+                tar.extractall(out, filter="data")
+            else:  # pragma: no cover - the archive is git's own output
+                tar.extractall(out)
     names = [str(entry["version"]) for entry in _versions(repo, branch)]
     sources = [n for n in names if n == DEV] + sorted(
         (n for n in names if PROTOCOL_VERSION.match(n)), key=lambda n: tuple(map(int, n.split(".")))

@@ -252,6 +252,8 @@ def rendered(url: str, profile: Path) -> str:
         "--disable-component-update",
         "--disable-sync",
         f"--user-data-dir={profile}",
+        # Offline: every host name but the loopback server's fails to resolve.
+        "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1",
         "--virtual-time-budget=10000",
         "--dump-dom",
         url,
@@ -330,3 +332,33 @@ def test_the_deploy_uses_the_official_pages_actions_with_least_privilege() -> No
     assert deploy["concurrency"] == {"group": "site-deploy", "cancel-in-progress": False}
     checkout = next(s for s in deploy["steps"] if s.get("uses", "").startswith("actions/checkout"))
     assert checkout["with"]["fetch-depth"] == 0, "mike extends the history of gh-pages"
+
+
+# --- the banner and the version name, without a build ---------------------------------------
+
+
+def hooks() -> None:
+    if str(ROOT / "docs" / "hooks") not in sys.path:
+        sys.path.insert(0, str(ROOT / "docs" / "hooks"))
+
+
+def test_the_banner_links_to_the_site_root_from_any_depth() -> None:
+    hooks()
+    from rep_site.versions import banner
+
+    assert 'href="../">' in banner("")
+    assert 'href="../../../">' in banner("specification/envelope/")
+    assert BANNER in banner("reference/")
+
+
+def test_which_builds_are_development_builds() -> None:
+    hooks()
+    from rep_site.versions import check_version, is_development
+
+    version = catalog().protocol_version
+    assert is_development("dev", version) and not is_development(version, version)
+    assert not is_development(None, version), "a plain build is not published"
+    check_version("dev", version)
+    check_version(None, version)
+    with pytest.raises(ValueError, match="from its release tag"):
+        check_version("9.9", version)
