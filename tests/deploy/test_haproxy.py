@@ -412,3 +412,39 @@ async def test_the_clients_of_a_killed_node_reconnect_to_the_survivor_and_find_t
             assert (await stream_event(reader))["event"]["id"] == missed
     for client in clients.values():
         await client.ws.close()
+
+
+async def test_a_drained_node_gets_no_new_clients_and_its_own_move_when_it_stops(
+    deployment: Deployment,
+) -> None:
+    """The guide's maintenance steps: drain on the admin socket, then SIGTERM the node."""
+    room = "maintenance"
+    staying, staying_node = await connect(deployment, "staying")
+    moving, moving_node = await connect(deployment, "moving")
+    assert staying_node != moving_node
+    await join(staying, room)
+    await join(moving, room)
+    await next_of(staying, "user_join", about(moving))
+
+    answer = deployment.balancer.command(f"set server rep_nodes/{moving_node} state drain")
+    assert answer.strip() == "", answer
+    await wait_for_states(deployment, lambda s: s[moving_node].status == "DRAIN", DOWN_WITHIN_S)
+    newcomer, newcomer_node = await connect(deployment, "newcomer")
+    assert newcomer_node == staying_node  # draining: no new connections
+
+    old_id = client_id(moving)
+    deployment.nodes[moving_node].stop()  # SIGTERM: LIFE-007's goodbye, through HAProxy
+    goodbye = await next_of(moving, "disconnect")
+    assert goodbye["metadata"]["source"] == "server"
+    async with asyncio.timeout(EXPECTED_WITHIN_S):
+        await moving.ws.wait_closed()
+    assert moving.ws.close_code == 1001
+    left = await next_of(staying, "user_leave", lambda m: m["payload"]["clientId"] == old_id)
+    assert left["payload"]["userId"] == "moving"
+
+    moving, moving_node = await connect(deployment, "moving")
+    assert moving_node == staying_node
+    assert ("staying", client_id(staying)) in await join(moving, room)
+    await chat_crosses(moving, staying, room)
+    for client in (staying, moving, newcomer):
+        await client.ws.close()
