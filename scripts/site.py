@@ -131,6 +131,12 @@ def deploy(version: str, repo: Path, branch: str, push: bool, report: Path | Non
     if version != DEV and not PROTOCOL_VERSION.match(version):
         raise SystemExit(f"a site version is a protocol version (1.0) or {DEV}, not {version!r}")
     title = DEV_TITLE if version == DEV else version
+    if version != DEV and not _released(version):
+        print(
+            f"::warning::the normative changelog does not date REP {version}: set its"
+            " 'released' in schemas/requirements-changelog.yaml when releasing it",
+            file=sys.stderr,
+        )
     pushing = ["--push"] if push else []
     with tempfile.TemporaryDirectory(prefix="rep-site-") as tmp:
         found = report or reference_report(Path(tmp) / "reference")
@@ -147,6 +153,14 @@ def deploy(version: str, repo: Path, branch: str, push: bool, report: Path | Non
         )
     names = [str(entry["version"]) for entry in _versions(repo, branch)]
     _mike(repo, "set-default", "--branch", branch, *pushing, default_version(names))
+
+
+def _released(version: str) -> bool:
+    """Whether the normative changelog gives ``version`` a release date."""
+    sys.path.insert(0, str(ROOT))
+    from rep_spec import changelog
+
+    return any(v.version == version and v.released for v in changelog.load())
 
 
 def assemble(out: Path, repo: Path, branch: str) -> None:

@@ -52,12 +52,15 @@ class Published:
     scratch: Path
     runner_temp: Path
     report: Path
+    #: What the deploy step of the protocol version printed on standard error.
+    release_log: str
 
 
 def deploy_step(name: str, scratch: Path, runner_temp: Path, **env: str) -> str:
+    """Run the step; its standard error."""
     done = run_step("deploy", name, cwd=scratch, runner_temp=runner_temp, **env)
     assert done.returncode == 0, f"{name}:\n{done.stdout}\n{done.stderr[-4000:]}"
-    return done.stdout
+    return done.stderr
 
 
 def choose_version(ref: str, scratch: Path, runner_temp: Path) -> str:
@@ -115,9 +118,10 @@ def published(tmp_path_factory: pytest.TempPathFactory) -> Published:
     # The steps call scripts/site.py from the checkout; it reads the pages of this project.
     (scratch / "scripts").symlink_to(ROOT / "scripts", target_is_directory=True)
     deploy_step("Name the committer", scratch, runner_temp)
+    logs = {}
     for ref in ("refs/tags/v0.1.0", "refs/heads/main"):
         version = choose_version(ref, scratch, runner_temp)
-        deploy_step(
+        logs[version] = deploy_step(
             "Build the version onto gh-pages",
             scratch,
             runner_temp,
@@ -126,7 +130,8 @@ def published(tmp_path_factory: pytest.TempPathFactory) -> Published:
         )
     deploy_step("Assemble the pages", scratch, runner_temp)
     assert own_branches() == before, "the deploy touched this repository's branches"
-    return Published(runner_temp / "pages", origin, scratch, runner_temp, report)
+    release_log = logs[catalog().protocol_version]
+    return Published(runner_temp / "pages", origin, scratch, runner_temp, report, release_log)
 
 
 def test_release_tags_publish_the_protocol_version_and_main_the_dev_version(
@@ -136,6 +141,17 @@ def test_release_tags_publish_the_protocol_version_and_main_the_dev_version(
         catalog().protocol_version
     )
     assert choose_version("refs/heads/main", published.scratch, published.runner_temp) == "dev"
+
+
+def test_a_protocol_version_the_changelog_does_not_date_is_published_with_a_warning(
+    published: Published,
+) -> None:
+    from rep_spec import changelog
+
+    version = catalog().protocol_version
+    dated = any(v.version == version and v.released for v in changelog.load())
+    warned = f"::warning::the normative changelog does not date REP {version}"
+    assert (warned in published.release_log) is not dated, published.release_log[-2000:]
 
 
 def test_versions_json_lists_both_and_the_root_opens_the_release(published: Published) -> None:
