@@ -7,6 +7,9 @@
 - ``schemas``: walk payload schemas into field tables; read vectors; list downloads.
 - ``reference``: the generated reference pages.
 - ``related``: which requirements a message type's page lists, and that rule in words.
+- ``matrix``: the conformance matrix from the submitted reports in ``implementations/``.
+- ``spec_changelog``: the normative changelog page.
+- ``versions``: which version a build is deployed as, and the development banner.
 - ``site``: the facade a generator drives: ``Site.load()``, ``check``, ``render``,
   ``generated_pages``, ``published_files``.
 """
