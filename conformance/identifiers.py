@@ -56,20 +56,24 @@ def slug_rule(pointer: str = "defs.schema.json#/$defs/roomId") -> SlugRule:
     return SlugRule(pattern, first, rest, longest)
 
 
-def slug(unique: str, pointer: str = "defs.schema.json#/$defs/roomId") -> str:
+def slug(
+    unique: str, pointer: str = "defs.schema.json#/$defs/roomId", *, length_slack: int = 0
+) -> str:
     """A unique id that starts with a digit, carries every punctuation character the
     pattern admits, and has the longest admitted length. ``unique`` (a run-unique name)
-    is kept, with characters the pattern refuses replaced by its first punctuation."""
+    is kept, with characters the pattern refuses replaced by its first punctuation;
+    ``length_slack`` shortens the id by that many characters."""
     rule = slug_rule(pointer)
+    length = max(len(unique) + 12, rule.longest - length_slack)
     marks = rule.punctuation or rule.rest[:1]
     digit = next((c for c in rule.first if c.isdigit()), rule.first[0])
     core = "".join(c if c in rule.rest else marks[0] for c in unique)
     text = digit + "".join(itertools.chain.from_iterable(zip(marks, "0aZ9", strict=False)))
     text += core
     filler = itertools.cycle(marks + "x7")
-    while len(text) < rule.longest:
+    while len(text) < length:
         text += next(filler)
-    text = text[: rule.longest]
+    text = text[:length]
     if not _matches(rule.pattern, text) or core not in text:
         raise spec.SpecDrift(f"cannot build an id of {rule.pattern} around {unique!r}")
     return text

@@ -36,6 +36,14 @@ from conformance.harness import Harness
 F = TypeVar("F", bound=Callable[..., Any])
 
 CLIENTS = ("c0", "c1", "c2")
+#: Clients that are further connections of another client's user (two connections per
+#: user: member lists per connection, presence per user, one rate window).
+SAME_USER = {"c2": "c0"}
+#: A client whose token lacks room:join: its joins are refused and must leave no trace.
+REFUSED = "x"
+CONNECT = spec.permission("websocket:connect")
+#: Positions a stream subscription resumes from (STREAM-004, STREAM-005).
+RESUME_FROM = ("none", "last", "earlier", "beyond", "origin")
 SHORT = 24
 #: Share of the advertised maxMessages a user may spend in one program (RATE-001).
 RATE_SHARE = 0.8
@@ -107,6 +115,9 @@ def guarded(method: F) -> F:
     "LIFE-008",
     "MSG-004",
     "MSG-005",
+    "ERR-004",
+    "ROOM-010",
+    "ROOM-015",
 )
 def test_room_programs_deliver_exactly_what_the_model_predicts(rep: Harness) -> None:
     """Clients join, leave, rejoin at once, chat (singly and in bursts), change status and
@@ -123,19 +134,24 @@ def test_room_programs_deliver_exactly_what_the_model_predicts(rep: Harness) -> 
             self.runner = start_example(rep, self.title, last)
             last["runner"], last["title"] = self.runner, self.title
             self.model = Model(message_budget(rep))
-            self.rooms = [self.runner.name("room") for _ in range(ROOMS)]
+            self.rooms = [self.runner.slug("room") for _ in range(ROOMS)]
             for label in CLIENTS:
-                self.model.add_client(label, self.runner.name(label))
+                shared = SAME_USER.get(label)
+                user = self.model.clients[shared].user if shared else self.runner.name(label)
+                self.model.add_client(label, user)
+            self.refused_budget = message_budget(rep) or CHAT_WORST * 4
 
         # -- connections -----------------------------------------------------------------
 
         @initialize(seats=st.lists(st.none() | st.integers(0, ROOMS - 1), min_size=3, max_size=3))
         @guarded
         def seat_everyone(self, seats: list[int | None]) -> None:
-            """Programs start with every client connected, most already in a room."""
+            """Programs start with every client connected, most already in a room, and a
+            client without room:join whose joins are refused."""
             for label in CLIENTS:
                 self.runner.connect(label, self.model.clients[label].user)
                 self.model.connect(label)
+            self.runner.connect(REFUSED, self.runner.name("refused"), (), [CONNECT])
             for label, seat in zip(CLIENTS, seats, strict=True):
                 if seat is not None and self.model.can_send(label, 1):
                     self.model.spend(label, 1)
@@ -263,6 +279,24 @@ def test_room_programs_deliver_exactly_what_the_model_predicts(rep: Harness) -> 
             if joined is not None:
                 self._joined(label, name, joined)
 
+        @precondition(lambda self: self.refused_budget > 2)
+        @rule(room=st.integers(0, ROOMS - 1))
+        @guarded
+        def refused_join(self, room: int) -> None:
+            """A join without room:join: forbidden, and no trace (no user_join now, no
+            member later, ERR-004); the end of the program checks nobody heard of it."""
+            self.refused_budget -= 2  # the join and the barrier that proves one error
+            name = self.rooms[room]
+            sent = self._join(REFUSED, name)
+            self.runner.expect_refusal(
+                REFUSED,
+                FORBIDDEN,
+                sent,
+                code_requirement="ROOM-015",
+                violates="ROOM-010",
+                description=f"room_join of {name} without room:join",
+            )
+
         # -- messages --------------------------------------------------------------------
 
         @precondition(lambda self: bool(self.model.actors(CHAT_WORST)))
@@ -314,7 +348,7 @@ def test_room_programs_deliver_exactly_what_the_model_predicts(rep: Harness) -> 
         def teardown(self) -> None:
             with program_end(last, self.runner, self.title):
                 if not self.failed:
-                    self.runner.expect_settled(list(self.model.clients), watch=ROOM_WATCH)
+                    self.runner.expect_settled([*self.model.clients, REFUSED], watch=ROOM_WATCH)
                     problem = self.runner.frame_problems()
                     if problem is not None:
                         raise problem
@@ -331,7 +365,14 @@ def test_room_programs_deliver_exactly_what_the_model_predicts(rep: Harness) -> 
 
 
 @pytest.mark.requirements(
-    "STREAM-004", "STREAM-007", "STREAM-009", "HTTP-003", "SSE-004", "SSE-007", "SSE-011"
+    "STREAM-004",
+    "STREAM-005",
+    "STREAM-007",
+    "STREAM-009",
+    "HTTP-003",
+    "SSE-004",
+    "SSE-007",
+    "SSE-011",
 )
 def test_stream_programs_deliver_each_event_once_over_websocket_and_sse(rep: Harness) -> None:
     """Subscribers come and go, resume with lastEventId, SSE streams open, close and resume
@@ -380,15 +421,31 @@ def test_stream_programs_deliver_each_event_once_over_websocket_and_sse(rep: Har
                 [c for c in self.model.actors(1) if not self.model.clients[c].subscribed]
             )
         )
-        @rule(data=st.data(), resume=st.booleans())
+        @rule(data=st.data(), start=st.sampled_from(RESUME_FROM))
         @guarded
-        def subscribe(self, data: st.DataObject, resume: bool) -> None:
+        def subscribe(self, data: st.DataObject, start: str) -> None:
+            """Subscribe fresh, or resume after the last event seen, after an earlier
+            event (inside the buffer), beyond the newest (a gap), or from 0-0 (a full
+            replay, or a gap when older events were dropped)."""
             idle = [c for c in self.model.actors(1) if not self.model.clients[c].subscribed]
             label = data.draw(st.sampled_from(idle), label="client")
             self.model.spend(label, 1)
-            after = self.model.clients[label].last_seen if resume else None
-            replay = self.model.subscribe(label, after is not None)
-            self.runner.stream_subscribe(label, stream, self.kind, after=after, replay=replay)
+            events = self.model.events
+            if start in ("none", "last") or (start == "earlier" and not events):
+                after = self.model.clients[label].last_seen if start == "last" else None
+                replay = self.model.subscribe(label, after is not None)
+                self.runner.stream_subscribe(label, stream, self.kind, after=after, replay=replay)
+                return
+            if start == "earlier":
+                position = "after:" + data.draw(st.sampled_from(events), label="event")
+            elif start == "beyond":
+                position = f"beyond:{events[-1] if events else 'now'}"
+            else:
+                position = "origin"
+            replay, gap = self.model.subscribe_at(label, position)
+            self.runner.stream_resume(
+                label, stream, self.kind, position=position, replay=replay, gap=gap
+            )
 
         @precondition(
             lambda self: bool([c for c in self.model.actors(1) if self.model.clients[c].subscribed])

@@ -8,15 +8,20 @@ expectation step. Nothing here does I/O.
 
 Decisions where the spec leaves room:
 
-* A user's status after all their connections ended may be remembered or reset to
-  ``online`` (PRES-002 speaks of *connected* users), so the model accepts either.
+* A status belongs to the user (PRES-002): it stays while any of the user's connections
+  is open. After the user's last connection ended, the server forgets it, but a join
+  right after the close may still see it (the close and the join race), so the model
+  accepts either then.
 * Stream buffers keep at least the last 100 events (STREAM-003); the stateful checks
-  publish far fewer per example, so every event of an example stays resumable.
+  publish far fewer per example, so every event of an example stays resumable. A
+  position before the example's first event (``0-0``) may lie before the buffer if other
+  checks published more; there a gap and a full replay are both right (STREAM-005).
 
-Rate limits (RATE-001) are respected by construction: each user may send at most
-``budget`` messages in a whole program, a share of the advertised ``maxMessages``, and
-only clients that can afford a rule are chosen to act. Counting per program rather than
-per window keeps programs independent of timing, so hypothesis can replay them.
+Rate limits (RATE-001) are respected by construction: each user (across its connections)
+may send at most ``budget`` messages in a whole program, a share of the advertised
+``maxMessages``, and only clients that can afford a rule are chosen to act. Counting per
+program rather than per window keeps programs independent of timing, so hypothesis can
+replay them.
 """
 
 from __future__ import annotations
@@ -78,13 +83,16 @@ class Model:
 
     def can_send(self, label: str, messages: int) -> bool:
         """Whether the client's user may send ``messages`` more (one kept for the final
-        barrier of the program)."""
+        barrier of each of the user's connections)."""
         if self.budget is None:
             return True
-        return self.sent.get(label, 0) + messages + 1 <= self.budget
+        user = self.clients[label].user
+        barriers = sum(1 for c in self.clients.values() if c.user == user)
+        return self.sent.get(user, 0) + messages + barriers <= self.budget
 
     def spend(self, label: str, messages: int) -> None:
-        self.sent[label] = self.sent.get(label, 0) + messages
+        user = self.clients[label].user
+        self.sent[user] = self.sent.get(user, 0) + messages
 
     def actors(self, messages: int) -> list[str]:
         """Connected clients that can afford to send ``messages``."""
@@ -103,7 +111,8 @@ class Model:
         client.rooms.clear()
         client.subscribed = False
         status = self.statuses.get(client.user)
-        if status is not None:
+        still_here = any(c.connected and c.user == client.user for c in self.clients.values())
+        if status is not None and not still_here:
             status.certain = False
         return told
 
@@ -170,6 +179,21 @@ class Model:
         if replay:
             client.last_seen = replay[-1]
         return replay
+
+    def subscribe_at(self, label: str, position: str) -> tuple[list[str], str]:
+        """A subscription resuming at a symbolic position (``after:eN``, ``beyond:...``,
+        ``origin``): the replay a gap-free answer carries, and whether a gap is required
+        (``yes``), forbidden (``no``) or allowed (``either``)."""
+        self.clients[label].subscribed = True
+        kind, _, ref = position.partition(":")
+        if kind == "after":
+            replay = self.events[self.events.index(ref) + 1 :]
+            if replay:
+                self.clients[label].last_seen = replay[-1]
+            return replay, "no"
+        if kind == "beyond":
+            return [], "yes"
+        return list(self.events), "either"
 
     def unsubscribe(self, label: str) -> None:
         self.clients[label].subscribed = False

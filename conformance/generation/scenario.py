@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import base64
 import re
+import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -34,10 +35,13 @@ from conformance.client import (
 from conformance.failures import ConformanceFailure
 from conformance.generation.sse import SseError, SseEvent, SseStream
 from conformance.harness import Harness
+from conformance.identifiers import slug
 from conformance.jsonvalues import json_difference
 from rep_spec import catalog
 
 Step = dict[str, Any]
+#: Characters a generated slug leaves free for the longer names a replay may invent.
+SLUG_SLACK = 12
 PLACEHOLDER = re.compile(r"\{\{([a-z][a-z-]*)-(\d+)\}\}")
 
 ANNOUNCE = spec.permission("message:announce")
@@ -107,6 +111,8 @@ class Runner:
         self._placeholders: dict[str, str] = {}
         #: Every connection and SSE stream of the example, including replaced ones.
         self._opened: list[Client | SseStream] = []
+        #: Clients that had a message refused: none may turn up as a member (ERR-004).
+        self.refused: set[str] = set()
         #: How long expectations wait; shorter while hypothesis shrinks a known failure.
         self.within = rep.timeouts.answer
 
@@ -117,6 +123,12 @@ class Runner:
         found = self.rep.name(prefix)
         self.created.append(found)
         return found
+
+    def slug(self, prefix: str) -> str:
+        """A fresh id from the whole slug pattern (identifiers.slug) around a fresh name.
+        It stops short of the longest length by :data:`SLUG_SLACK`, so that the longer
+        name a replay may invent still fits."""
+        return slug(self.name(prefix), length_slack=SLUG_SLACK)
 
     def resolve(self, value: Any) -> Any:
         """Placeholders of a replay file become fresh names, the same name each time."""
@@ -394,6 +406,7 @@ class Runner:
         for what it asks (a room one is not in) breaks only the rule that refuses it.
         """
         target = self.clients[client]
+        self.refused.add(client)
         sent = f"{description} (breaks {violates})"
         of = correlation_id
         unchecked = ["ENV-009"] if code in VALIDATION_CODES else []
@@ -623,6 +636,67 @@ class Runner:
         self.last_event[client] = after or "the subscription"
         self.do_expect_stream_events(client, stream, kind, replay, "STREAM-004")
 
+    def stream_resume(
+        self, client: str, stream: str, kind: str, *, position: str, replay: list[str], gap: str
+    ) -> None:
+        self._run(
+            "stream_resume",
+            client=client,
+            stream=stream,
+            kind=kind,
+            position=position,
+            replay=replay,
+            gap=gap,
+        )
+
+    def _position(self, position: str) -> str:
+        """A symbolic resume position as an event id: ``after:eN`` the id of event eN,
+        ``beyond:eN`` an hour after it, ``beyond:now`` an hour from now, ``origin`` 0-0."""
+        kind, _, ref = position.partition(":")
+        if kind == "origin":
+            return "0-0"
+        if kind == "after":
+            return self.refs[ref]
+        base = time.time() * 1000 if ref == "now" else float(self.refs[ref].split("-")[0])
+        return f"{int(base) + 3_600_000}-0"
+
+    def do_stream_resume(
+        self, client: str, stream: str, kind: str, position: str, replay: list[str], gap: str
+    ) -> None:
+        """Subscribe with lastEventId at ``position``. ``gap`` says what the spec allows:
+        ``no`` (inside the buffer: gap false and exactly ``replay``), ``yes`` (beyond the
+        stream: gap true, nothing replayed, STREAM-005), ``either`` (possibly older than the
+        buffer: gap true and nothing, or gap false and exactly ``replay``)."""
+        target = self.clients[client]
+        payload: dict[str, Any] = {
+            "streamId": stream,
+            "filter": {"eventTypes": [kind]},
+            "lastEventId": self._position(position),
+        }
+        sent = target.send("stream_subscribe", payload)
+        response = target.expect(
+            "stream_subscribe_response",
+            correlation_id=sent,
+            within=self.within,
+            requirement="MSG-003",
+        )
+        body = response.get("payload", {})
+        found = (body.get("gap"), body.get("replayed"))
+        allowed = {"no": [(False, len(replay))], "yes": [(True, 0)]}.get(
+            gap, [(True, 0), (False, len(replay))]
+        )
+        if found not in allowed:
+            raise target.failure(
+                "STREAM-005" if gap != "no" else "STREAM-004",
+                sent=target.describe_sent(sent),
+                expected=" or ".join(f"gap {json_text(g)}, replayed {n}" for g, n in allowed)
+                + f" (lastEventId {position})",
+                received=summarize(response),
+            )
+        self.last_event[client] = position
+        if found[0] is False:
+            self.do_expect_stream_events(client, stream, kind, replay, "STREAM-004")
+
     def _observe(self, ref: str, message: Message, where: str, requirement: str) -> None:
         """One event, every transport, identical content (SSE-004, HTTP-003)."""
         event = message.get("payload", {}).get("event", {})
@@ -681,6 +755,15 @@ class Runner:
         want = {identities[label]: statuses for label, statuses in members.items()}
         if set(got) != set(want):
             label_of = {ids: label for label, ids in self._identities(list(members)).items()}
+            ghosts = self._identities(sorted(self.refused - set(members) & set(self.clients)))
+            ghost = sorted(label for label, ids in ghosts.items() if ids in got)
+            if ghost:
+                raise target.failure(
+                    "ERR-004",
+                    expected=f"members of {room}: {sorted(members)}; a refused message has "
+                    "no effect",
+                    received=f"members include {ghost}, whose join was refused",
+                )
             raise target.failure(
                 "ROOM-003",
                 expected=f"members of {room}: {sorted(members)}",

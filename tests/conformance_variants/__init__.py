@@ -206,6 +206,12 @@ BLIND_CLASS_VARIANTS = [
         core=cores.OldIdsReplayTheBuffer,
     ),
     Variant(
+        "beyond-newest-is-no-gap",
+        "STREAM-005",
+        ("test_a_last_event_id_beyond_the_stream_is_a_gap_with_live_delivery",),
+        core=cores.BeyondNewestIsNoGap,
+    ),
+    Variant(
         "refused-messages-count",
         "RATE-001",
         ("test_the_window_admits_messages_again_after_retry_after_ms",),

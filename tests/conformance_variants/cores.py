@@ -641,3 +641,31 @@ class WelcomeListsOnlyTheClaim(ServerCore):
             return effect
 
         yield from mapped(super()._welcome(connection), claim_only)
+
+
+class GhostMemberOnRefusedJoin(ServerCore):
+    """ERR-004: a join refused for lack of room:join still registers the client."""
+
+    def on_room_join(self, connection: Connection, message: Message, now_ms: int) -> Step[None]:
+        if not connection.principal.can("room:join"):
+            member = Member(connection.user_id, connection.client_id)
+            room_id = message["payload"]["roomId"]
+            yield from ask(lambda b: b.join_room(room_id, member))
+        yield from super().on_room_join(connection, message, now_ms)
+
+
+class BeyondNewestIsNoGap(ServerCore):
+    """STREAM-005: a lastEventId beyond the newest event is taken as up to date (gap false)."""
+
+    def on_stream_subscribe(
+        self, connection: Connection, message: Message, now_ms: int
+    ) -> Step[None]:
+        def no_gap(effect: Effect) -> Effect:
+            if (
+                isinstance(effect, Send)
+                and effect.message.get("type") == "stream_subscribe_response"
+            ):
+                effect.message["payload"]["gap"] = False
+            return effect
+
+        yield from mapped(super().on_stream_subscribe(connection, message, now_ms), no_gap)

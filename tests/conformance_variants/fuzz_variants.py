@@ -19,6 +19,7 @@ from reference_server.core.connection import Connection
 from reference_server.core.effects import Effect, Publish, Step, ask
 from reference_server.core.server import ServerCore, room_topic
 from rep_spec import MessageValidator, Problem, decode_text_frame
+from tests.conformance_variants import cores
 
 Message = dict[str, Any]
 MENTION_LIMIT = 10
@@ -226,5 +227,23 @@ FUZZ_VARIANTS = [
         "SSE-007",
         "test_stream_programs_deliver_each_event_once_over_websocket_and_sse",
         DuplicateOnSseResume,
+    ),
+    FuzzVariant(
+        "member-list-one-entry-per-user-in-programs",
+        "ROOM-003",
+        "test_room_programs_deliver_exactly_what_the_model_predicts",
+        cores.OneEntryPerUser,
+    ),
+    FuzzVariant(
+        "ghost-member-after-a-refused-join-in-programs",
+        "ERR-004",
+        "test_room_programs_deliver_exactly_what_the_model_predicts",
+        cores.GhostMemberOnRefusedJoin,
+    ),
+    FuzzVariant(
+        "beyond-newest-is-no-gap-in-programs",
+        "STREAM-005",
+        "test_stream_programs_deliver_each_event_once_over_websocket_and_sse",
+        cores.BeyondNewestIsNoGap,
     ),
 ]
