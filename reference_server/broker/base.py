@@ -112,6 +112,18 @@ class Publication:
 DeliveryCallback = Callable[[Publication], None]
 
 
+@dataclass(frozen=True)
+class Departure:
+    """A member removed from a room because its node stopped without closing it."""
+
+    room_id: str
+    user_id: str
+    client_id: str
+
+
+DepartureCallback = Callable[[tuple[Departure, ...]], None]
+
+
 class Broker(ABC):
     """Shared state and fan-out; implementations must be safe for concurrent callers."""
 
@@ -125,6 +137,12 @@ class Broker(ABC):
         """Raise BrokerUnavailable if new connections could not be served now (HTTP-006).
 
         The in-memory broker is always available.
+        """
+
+    def on_departures(self, callback: DepartureCallback) -> None:  # noqa: B027 - optional
+        """Register who tells rooms about members of dead nodes (CLUSTER-006).
+
+        A single-process broker never has a dead node, so the default keeps nothing.
         """
 
     @abstractmethod

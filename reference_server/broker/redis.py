@@ -66,10 +66,12 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from reference_server.broker import liveness
 from reference_server.broker.base import (
     Broker,
     BrokerUnavailable,
     DeliveryCallback,
+    DepartureCallback,
     JoinResult,
     LeaveResult,
     Member,
@@ -110,10 +112,11 @@ local function members(room, order)
 end
 """
 
-# KEYS: room, room-order, rooms, join-seq; ARGV: room id, client id, user id
+# KEYS: room, room-order, rooms, join-seq, conn-rooms; ARGV: room id, client id, user id
 _JOIN = (
     _ROOM_MEMBERS
     + """
+redis.call('SADD', KEYS[5], ARGV[1])
 local already = redis.call('HEXISTS', KEYS[1], ARGV[2])
 redis.call('HSET', KEYS[1], ARGV[2], ARGV[3])
 if already == 0 then
@@ -124,10 +127,11 @@ return {already, members(KEYS[1], KEYS[2])}
 """
 )
 
-# KEYS: room, room-order, rooms; ARGV: room id, client id
+# KEYS: room, room-order, rooms, conn-rooms; ARGV: room id, client id
 _LEAVE = (
     _ROOM_MEMBERS
     + """
+redis.call('SREM', KEYS[4], ARGV[1])
 local removed = redis.call('HDEL', KEYS[1], ARGV[2])
 if removed == 1 then
   redis.call('ZREM', KEYS[2], ARGV[2])
@@ -143,8 +147,9 @@ return {removed, members(KEYS[1], KEYS[2])}
 # KEYS: room, room-order
 _MEMBERS = _ROOM_MEMBERS + "return members(KEYS[1], KEYS[2])\n"
 
-# KEYS: conns, conn-users; ARGV: client id, user id
+# KEYS: conns, conn-users, node-conns; ARGV: client id, user id
 _CONNECTION_OPENED = """
+redis.call('SADD', KEYS[3], ARGV[1])
 local old = redis.call('HGET', KEYS[1], ARGV[1])
 if old == ARGV[2] then return 0 end
 if old and redis.call('HINCRBY', KEYS[2], old, -1) <= 0 then
@@ -155,8 +160,11 @@ redis.call('HINCRBY', KEYS[2], ARGV[2], 1)
 return 1
 """
 
-# KEYS: conns, conn-users; ARGV: client id, user id -> that user's remaining connections
+# KEYS: conns, conn-users, node-conns, conn-rooms; ARGV: client id, user id
+# -> that user's remaining connections
 _CONNECTION_CLOSED = """
+redis.call('SREM', KEYS[3], ARGV[1])
+redis.call('DEL', KEYS[4])
 local old = redis.call('HGET', KEYS[1], ARGV[1])
 if old then
   redis.call('HDEL', KEYS[1], ARGV[1])
@@ -337,6 +345,8 @@ _SCRIPTS = {
     "record_sync": _RECORD_SYNC,
     "stream_append": _STREAM_APPEND,
     "stream_read": _STREAM_READ,
+    "renew": liveness.RENEW,
+    "reap": liveness.REAP,
 }
 
 
@@ -446,6 +456,8 @@ class RedisBroker(Broker):
         reconnect_initial: float = 0.1,
         reconnect_max: float = 5.0,
         max_connections: int = 50,
+        beat_ms: int = liveness.BEAT_MS,
+        node_ttl_ms: int = liveness.NODE_TTL_MS,
     ) -> None:
         if not node_id:
             raise ValueError("node_id must name this node")
@@ -471,6 +483,13 @@ class RedisBroker(Broker):
         self._local_rate = MemoryBroker()  # the window used while Redis is away
         self._rate_degraded = False
         self._closing = False
+        self._beat_ms = beat_ms
+        self._node_ttl_ms = node_ttl_ms
+        self._local = liveness.LocalState()
+        self._departure_callbacks: list[DepartureCallback] = []
+        self._keeper: asyncio.Task[None] | None = None
+        self._beat_now: asyncio.Event | None = None
+        self._registered = False
 
     # ------------------------------------------------------------------ lifecycle
     async def start(self) -> None:
@@ -519,6 +538,13 @@ class RedisBroker(Broker):
         self._client, self._bus = client, bus
         self._scripts = {name: client.register_script(src) for name, src in _SCRIPTS.items()}
         self._reader = asyncio.create_task(self._read_bus(), name=f"redis-bus-{self.node_id}")
+        self._beat_now = asyncio.Event()
+        try:
+            await self._beat()  # registered before the node serves anyone
+        except BrokerUnavailable:
+            await self.close()
+            raise
+        self._keeper = asyncio.create_task(self._keep_alive(), name=f"redis-live-{self.node_id}")
         log.info(
             "node %s connected to Redis at %s (namespace %r)",
             self.node_id,
@@ -534,7 +560,13 @@ class RedisBroker(Broker):
     async def close(self) -> None:
         """Stop the reader, then close both connection pools; safe to call twice."""
         self._callbacks.clear()
+        self._departure_callbacks.clear()
         self._closing = True
+        keeper, self._keeper = self._keeper, None
+        if keeper is not None:
+            keeper.cancel()
+            await asyncio.wait({keeper}, timeout=READER_STOP_TIMEOUT_S)
+            await self._deregister()
         reader, self._reader = self._reader, None
         if reader is not None:
             reader.cancel()
@@ -635,7 +667,96 @@ class RedisBroker(Broker):
                     self._dispatch(fields.get("p", ""))
 
     def _on_reconnect(self) -> None:
-        """Hook: the bus is readable again (the liveness loop re-checks at once)."""
+        """The bus is readable again: check at once whether Redis kept this node's state."""
+        if self._beat_now is not None:
+            self._beat_now.set()
+
+    # ------------------------------------------------------------------ liveness
+    def on_departures(self, callback: DepartureCallback) -> None:
+        self._departure_callbacks.append(callback)
+
+    def _node_key(self) -> str:
+        return self._key("node", self._instance)
+
+    async def _beat(self) -> None:
+        """Renew this instance's key; restore what Redis lost; reap dead instances."""
+        renewed = await self._run(
+            "renew",
+            [self._node_key(), self._key("nodes")],
+            [self.node_id, self._node_ttl_ms, self._instance],
+        )
+        if not renewed and self._registered:
+            await self._restore()
+        self._registered = True
+        flat = await self._run("reap", [], [self.namespace, self._instance])
+        if flat:
+            gone = liveness.departures(flat)
+            log.warning(
+                "node %s: removed %d room memberships of nodes that stopped without closing",
+                self.node_id,
+                len(gone),
+            )
+            for callback in list(self._departure_callbacks):
+                try:
+                    callback(gone)
+                except Exception:
+                    log.exception("node %s: telling rooms of departures failed", self.node_id)
+
+    async def _keep_alive(self) -> None:
+        assert self._beat_now is not None
+        failing = False
+        while not self._closing:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(self._beat_ms / 1000):
+                    await self._beat_now.wait()
+            self._beat_now.clear()
+            try:
+                await self._beat()
+            except BrokerUnavailable as exc:
+                if not failing:
+                    log.warning("node %s: liveness beat failed: %s", self.node_id, exc)
+                failing = True
+                continue
+            except Exception:  # the beat must outlive any one failure
+                log.exception("node %s: liveness beat failed", self.node_id)
+                continue
+            if failing:
+                log.info("node %s: liveness beats are back", self.node_id)
+            failing = False
+
+    async def _restore(self) -> None:
+        """CLUSTER-007: Redis lost this node's registrations (a restart): register again."""
+        local = self._local
+        for client_id, user_id in list(local.connections.items()):
+            await self._run(
+                "connection_opened", self._connection_keys(client_id), [client_id, user_id]
+            )
+        memberships = 0
+        for client_id, rooms in list(local.rooms.items()):
+            owner = local.connections.get(client_id)
+            for room_id in list(rooms):
+                if owner is not None:
+                    await self._join(room_id, Member(owner, client_id))
+                    memberships += 1
+        for user_id, status in list(local.statuses.items()):
+            with self._unavailable("restore status"):
+                await self._redis.hset(self._key("status"), user_id, status)
+        log.warning(
+            "node %s: Redis had lost this node's state; registered again %d connections, "
+            "%d room memberships and %d statuses",
+            self.node_id,
+            len(local.connections),
+            memberships,
+            len(local.statuses),
+        )
+
+    async def _deregister(self) -> None:
+        """A clean stop: nothing of this instance is left for others to reap."""
+        if self._client is None:
+            return
+        with contextlib.suppress(*OUTAGE_ERRORS, RedisError):
+            await self._client.delete(self._node_key(), self._key("node-conns", self._instance))
+            await self._client.hdel(self._key("nodes"), self._instance)
 
     def _dispatch(self, raw: str | bytes) -> None:
         try:
@@ -692,12 +813,22 @@ class RedisBroker(Broker):
         return [self._key("stream", stream_id), self._key("stream-meta", stream_id)]
 
     # ------------------------------------------------------------------ connections
+    def _connection_keys(self, client_id: str) -> list[str]:
+        return [
+            self._key("conns"),
+            self._key("conn-users"),
+            self._key("node-conns", self._instance),
+            self._key("conn-rooms", client_id),
+        ]
+
     async def connection_opened(self, client_id: str, user_id: str) -> None:
-        keys = [self._key("conns"), self._key("conn-users")]
+        keys = self._connection_keys(client_id)[:3]
         await self._run("connection_opened", keys, [client_id, user_id])
+        self._local.opened(client_id, user_id)
 
     async def connection_closed(self, client_id: str, user_id: str) -> int:
-        keys = [self._key("conns"), self._key("conn-users")]
+        self._local.closed(client_id)  # even if Redis is away: never restored again
+        keys = self._connection_keys(client_id)
         return int(await self._run("connection_closed", keys, [client_id, user_id]))
 
     async def connection_count(self) -> int:
@@ -705,13 +836,24 @@ class RedisBroker(Broker):
             return int(await self._redis.hlen(self._key("conns")))
 
     # ------------------------------------------------------------------ rooms
-    async def join_room(self, room_id: str, member: Member) -> JoinResult:
-        keys = [*self._room_keys(room_id), self._key("join-seq")]
+    async def _join(self, room_id: str, member: Member) -> JoinResult:
+        keys = [
+            *self._room_keys(room_id),
+            self._key("join-seq"),
+            self._key("conn-rooms", member.client_id),
+        ]
         already, flat = await self._run("join", keys, [room_id, member.client_id, member.user_id])
         return JoinResult(_members(flat), bool(already))
 
+    async def join_room(self, room_id: str, member: Member) -> JoinResult:
+        result = await self._join(room_id, member)
+        self._local.joined(room_id, member.client_id)
+        return result
+
     async def leave_room(self, room_id: str, client_id: str) -> LeaveResult:
-        removed, flat = await self._run("leave", self._room_keys(room_id), [room_id, client_id])
+        self._local.left(room_id, client_id)
+        keys = [*self._room_keys(room_id), self._key("conn-rooms", client_id)]
+        removed, flat = await self._run("leave", keys, [room_id, client_id])
         return LeaveResult(bool(removed), _members(flat))
 
     async def room_members(self, room_id: str) -> tuple[Member, ...]:
@@ -725,8 +867,10 @@ class RedisBroker(Broker):
     async def set_status(self, user_id: str, status: str) -> None:
         with self._unavailable("set_status"):
             await self._redis.hset(self._key("status"), user_id, status)
+        self._local.status_set(user_id, status)
 
     async def clear_status(self, user_id: str) -> None:
+        self._local.status_cleared(user_id)
         with self._unavailable("clear_status"):
             await self._redis.hdel(self._key("status"), user_id)
 

@@ -8,10 +8,12 @@ delivered a publication. Each returns a :data:`Step`; the transport runs it with
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any, ClassVar
 
 from reference_server.auth import Principal
 from reference_server.broker.base import (
+    Departure,
     Publication,
 )
 from reference_server.core.base import (
@@ -28,7 +30,7 @@ from reference_server.core.base import (
 )
 from reference_server.core.connection import Connection, Event, transition
 from reference_server.core.data import DataHandlers
-from reference_server.core.effects import Close, Send, Step, ask
+from reference_server.core.effects import Close, Publish, Send, Step, ask
 from reference_server.core.messaging import MessagingHandlers
 from reference_server.core.rooms import RoomHandlers
 from reference_server.core.streams import StreamHandlers, SubscribeOutcome
@@ -199,6 +201,25 @@ class ServerCore(RoomHandlers, MessagingHandlers, DataHandlers, StreamHandlers):
         remaining = yield from ask(lambda b: b.connection_closed(client_id, connection.user_id))
         if remaining == 0:
             yield from ask(lambda b: b.clear_status(connection.user_id))
+
+    def departed(self, departures: Sequence[Departure]) -> Step[None]:
+        """CLUSTER-006: members of a node that stopped without closing; their rooms are told."""
+        for departure in departures:
+            yield Publish(
+                Publication(
+                    room_topic(departure.room_id),
+                    self.messages.build(
+                        "user_leave",
+                        {
+                            "roomId": departure.room_id,
+                            "userId": departure.user_id,
+                            "clientId": departure.client_id,
+                            "reason": "disconnected",
+                        },
+                    ),
+                    exclude=frozenset({departure.client_id}),
+                )
+            )
 
     def shutdown(self) -> Step[None]:
         """LIFE-007: every client gets a disconnect, then close 1001."""

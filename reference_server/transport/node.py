@@ -12,7 +12,7 @@ from typing import TypeVar
 from aiohttp import web
 
 from reference_server.auth import Principal, TokenVerifier, authenticate
-from reference_server.broker.base import Broker, Publication
+from reference_server.broker.base import Broker, Departure, Publication
 from reference_server.config import ServerConfig
 from reference_server.core.driver import run_step
 from reference_server.core.effects import Close, Send, Step
@@ -39,6 +39,8 @@ class Node:
         self._closing: dict[str, asyncio.Task[None]] = {}
         self.stopping = False
         broker.on_publication(self._on_publication)
+        broker.on_departures(self._on_departures)
+        self._telling: set[asyncio.Task[None]] = set()
 
     async def execute(self, step: Step[T]) -> T:
         return await run_step(step, self.broker, self._apply)
@@ -58,6 +60,11 @@ class Node:
             task = asyncio.create_task(self.execute(self.core.slow_consumer(effect.client_id)))
             self._closing[effect.client_id] = task
             task.add_done_callback(lambda _: self._closing.pop(effect.client_id, None))
+
+    def _on_departures(self, departures: tuple[Departure, ...]) -> None:
+        task = asyncio.create_task(self.execute(self.core.departed(departures)))
+        self._telling.add(task)
+        task.add_done_callback(self._telling.discard)
 
     def _on_publication(self, publication: Publication) -> None:
         for send in self.core.deliver(publication):

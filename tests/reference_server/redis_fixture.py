@@ -93,6 +93,13 @@ class RedisProcess:
                 raise RuntimeError(f"redis-server did not answer PING on port {self.port}")
             time.sleep(0.02)
 
+    def kill(self) -> None:
+        """SIGKILL: Redis dies as in a crash, and comes back empty (no persistence)."""
+        process, self._process = self._process, None
+        if process is not None:
+            process.kill()
+            process.wait(STOP_TIMEOUT_S)
+
     def stop(self) -> None:
         process, self._process = self._process, None
         if process is None:
