@@ -9,7 +9,7 @@ REP_TOOLS=(
   "haproxy|haproxy|the load-balancer recipe deploy/haproxy/haproxy.cfg, run in front of two nodes: tests/deploy/test_haproxy.py"
   "node|nodejs|the AsyncAPI document checked by the official parser: tests/test_asyncapi.py"
   "npm|npm|installing that parser on first use (npm ci, needs the npm registry): tests/test_asyncapi.py"
-  "chromium|chromium|the spec site as a browser renders it, and its version selector: tests/test_docs_site.py, tests/test_site_versions.py"
+  "chromium|chromium|the spec site as a browser renders it, and its version selector, and the browser client classes the client kit checks: tests/test_docs_site.py, tests/test_site_versions.py, tests/test_client_conformance_browser.py"
 )
 rep_missing=()
 rep_packages=()

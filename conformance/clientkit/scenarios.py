@@ -77,7 +77,12 @@ class Context:
     async def connect(self) -> ClientConn:
         """Ask the driver to connect and return the accepted connection."""
         await self.driver.command("connect")
-        return await self.next_connection(self.target.ready_timeout_s)
+        conn = await self.next_connection(self.target.ready_timeout_s)
+        # Commands wait until the client says it is connected (a browser opens its
+        # WebSocket after the server has accepted it); a driver that never says so gets
+        # a few seconds.
+        await self.driver.expect(event("connected"), 5.0, since=conn.handshake.at)
+        return conn
 
     async def next_connection(self, within: float) -> ClientConn:
         try:
@@ -610,7 +615,7 @@ def close_code_scenario(code: int, rule: str) -> Body:
             await conn.send("disconnect", {"reason": "server shutting down"})
         await conn.close(code, "kit")
         await conn.wait_closed(2.0)
-        closed_at = ctx.transcript.now()
+        closed_at = conn.closed_at if conn.closed_at is not None else ctx.transcript.now()
         window = ctx.d(1) + ctx.tol + 1.0
         again = await ctx.server.next_handshake(1, window)
         sent = f"a close with code {code} (clientReconnect {rule})"
@@ -648,7 +653,12 @@ async def own_close(ctx: Context) -> None:
     conn = await ctx.connect()
     await asyncio.sleep(0.2)
     await ctx.driver.command("disconnect")
-    asked = await conn.next(3.0, lambda m: m.get("type") == "disconnect")
+    asking = asyncio.ensure_future(conn.next(3.0, lambda m: m.get("type") == "disconnect"))
+    closing = asyncio.ensure_future(conn.closed.wait())
+    await asyncio.wait({asking, closing}, timeout=3.0, return_when=asyncio.FIRST_COMPLETED)
+    closing.cancel()
+    asked = asking.result() if asking.done() else None
+    asking.cancel()
     if asked is not None:
         await conn.send(
             "disconnect", {"reason": "client requested disconnect"}, str(asked[1]["id"])
@@ -662,7 +672,7 @@ async def own_close(ctx: Context) -> None:
             received="the connection still open after 3 s",
         )
         return
-    closed_at = ctx.transcript.now()
+    closed_at = conn.closed_at if conn.closed_at is not None else ctx.transcript.now()
     window = ctx.d(1) + ctx.tol + 1.0
     again = await ctx.server.next_handshake(1, window)
     if again is not None:
