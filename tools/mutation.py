@@ -28,7 +28,7 @@ def sample(session: Path, keep: int, seed: int) -> None:
         chosen = {item.job_id for item in random.Random(seed).sample(items, min(keep, len(items)))}
         skipped = WorkResult(worker_outcome=WorkerOutcome.SKIPPED)
         db.set_multiple_results(
-            [(item.job_id, skipped) for item in items if item.job_id not in chosen]
+            [item.job_id for item in items if item.job_id not in chosen], skipped
         )
     print(f"{len(chosen)} of {len(items)} mutants kept (seed {seed})")
 
