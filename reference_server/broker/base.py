@@ -83,7 +83,9 @@ class StreamEvent:
 def event_position(event_id: str) -> tuple[int, int] | None:
     """Event ids are ``<ms>-<seq>`` (STREAM-008): their order is the order of these pairs."""
     ms, dash, seq = event_id.partition("-")
-    if not dash or not ms.isdigit() or not seq.isdigit():
+    # ASCII digits only: str.isdigit() and int() also take other scripts' digits ("١٢"),
+    # which would let a cursor in another spelling resume, and be echoed back as sent.
+    if not dash or not (ms + seq).isascii() or not ms.isdigit() or not seq.isdigit():
         return None
     return int(ms), int(seq)
 

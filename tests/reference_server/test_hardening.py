@@ -16,6 +16,7 @@ import pytest
 import websockets
 
 from reference_server.auth import mint_token
+from reference_server.broker.base import event_position
 from reference_server.config import parse_config
 from reference_server.testing import RunningServer, running_server
 from reference_server.transport.node import NODE_KEY
@@ -132,3 +133,104 @@ async def test_health_says_unavailable_once_shutdown_has_begun(server: RunningSe
             server.call(stopping(False))
         async with http.get(f"{server.http_url}/health") as health:
             assert health.status == 200
+
+
+def test_event_positions_take_ascii_digits_only() -> None:
+    assert event_position("12-3") == (12, 3)
+    # Arabic-Indic and fullwidth digits: isdigit() says yes, and int() reads them.
+    for spelled in ("\u0661\u0662-\u0663", "12-\u0663", "\uff11\uff12-3", "12-", "-3", "x-1"):
+        assert event_position(spelled) is None, spelled
+
+
+async def test_a_cursor_in_other_digits_is_not_taken_for_an_event_id(
+    server: RunningServer,
+) -> None:
+    """An event id spelled in Arabic-Indic digits names no event: no resume, no echo."""
+    import aiohttp
+
+    producer = mint_token(server.secret, "producer", ("admin",))
+    async with (
+        aiohttp.ClientSession() as http,
+        http.post(
+            f"{server.http_url}/streams/prices/events",
+            json={"type": "tick", "data": {}},
+            headers={"Authorization": f"Bearer {producer}"},
+        ) as published,
+    ):
+        event_id = (await published.json())["id"]
+    arabic = str.maketrans("0123456789", "".join(chr(0x0660 + d) for d in range(10)))
+    cursor = f"prices={event_id.translate(arabic)}"
+    token = mint_token(server.secret, "ann")
+    request = (
+        f"GET /events?channels=prices HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\n"
+        f"Last-Event-ID: {cursor}\r\nConnection: close\r\n\r\n"
+    ).encode()
+    reader, writer = await asyncio.open_connection(server.host, server.port)
+    try:
+        writer.write(request)
+        head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 10)
+        assert head.split(b" ")[1] == b"200", head
+        opening = await asyncio.wait_for(reader.readuntil(b"event: connection"), 10)
+    finally:
+        writer.close()
+    assert opening.isascii(), f"the cursor was taken and echoed back: {opening!r}"
+
+
+@pytest.mark.parametrize(
+    ("what", "header", "target"),
+    [
+        ("a 10 kB Last-Event-ID", "Last-Event-ID: " + "1" * 10_000, "/events?channels=prices"),
+        (
+            "a 1,000-channel query",
+            "",
+            "/events?channels=" + ",".join(f"channel-{n:04d}" for n in range(1000)),
+        ),
+    ],
+)
+async def test_oversized_sse_requests_get_a_json_error(
+    server: RunningServer, what: str, header: str, target: str
+) -> None:
+    token = mint_token(server.secret, "ann")
+    extra = f"{header}\r\n" if header else ""
+    request = (
+        f"GET {target} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\n{extra}\r\n"
+    ).encode()
+    answer = await _raw_request(server, request)
+    head, _, body = answer.partition(b"\r\n\r\n")
+    assert head.split(b" ")[1] == b"413", (what, head)
+    assert orjson.loads(body)["error"]["code"] == "message_too_large", what
+    _assert_no_fragment(token, answer.decode(errors="replace"))
+
+
+async def test_a_browser_offering_compression_gets_none(server: RunningServer) -> None:
+    """WS-011: the reference server declines permessage-deflate (memory per connection)."""
+    token = mint_token(server.secret, "ann")
+    ws = await websockets.connect(
+        server.ws_url,
+        additional_headers={"Authorization": f"Bearer {token}"},
+        compression="deflate",  # what browsers offer on every connection
+    )
+    try:
+        assert ws.response is not None
+        assert "Sec-WebSocket-Extensions" not in ws.response.headers
+    finally:
+        await ws.close()
+
+
+@pytest.mark.parametrize("content_type", ["text/plain", "application/x-www-form-urlencoded", None])
+async def test_publish_reads_json_whatever_the_content_type(
+    server: RunningServer, content_type: str | None
+) -> None:
+    """HTTP-008: the body is JSON; the media type is not a reason to refuse."""
+    import aiohttp
+
+    token = mint_token(server.secret, "producer", ("admin",))
+    headers = {"Authorization": f"Bearer {token}"}
+    if content_type is not None:
+        headers["Content-Type"] = content_type
+    body = orjson.dumps({"type": "tick", "data": {"n": 1}})
+    async with (
+        aiohttp.ClientSession(skip_auto_headers=["Content-Type"]) as http,
+        http.post(f"{server.http_url}/streams/prices/events", data=body, headers=headers) as answer,
+    ):
+        assert answer.status == 201, await answer.text()
