@@ -125,6 +125,8 @@ async def run_scenario(
         await process.stop()
         await server.stop()
     duration = time.monotonic() - started
+    if server.kit_problems:
+        ctx.figures["kit_problems"] = sorted(set(server.kit_problems))
     frames = None
     if server.violations:
         frames = ConformanceFailure(

@@ -283,7 +283,7 @@ async def unknown_members(ctx: Context) -> None:
     name = "test_unknown_members_are_ignored"
     conn = await ctx.connect()
     payload = {**notification("from a later minor version"), "futureMember": {"x": 1}}
-    sent = await conn.send("notification", payload, metadata={"futureMeta": "yes"})
+    sent = await conn.send("notification", payload, metadata={"futureMeta": "yes"}, deliberate=True)
     ok = await delivered(ctx, sent, 3.0)
     if conn.closed.is_set() or await conn.wait_closed(1.0):
         ctx.outcomes[name] = ctx.fail(
@@ -308,7 +308,7 @@ async def unknown_type(ctx: Context) -> None:
     name = "test_unknown_types_are_ignored"
     conn = await ctx.connect()
     strange = ctx.server.envelope("hologram_beam", {"intensity": 3})
-    strange_id = await conn.send("hologram_beam", {}, raw=strange)
+    strange_id = await conn.send("hologram_beam", {}, raw=strange, deliberate=True)
     after = await conn.send("notification", notification("after the unknown type"))
     answered = await conn.next(1.0 + ctx.tol, correlated_to({strange_id}))
     if answered is not None:
@@ -345,7 +345,7 @@ async def unknown_error_code(ctx: Context) -> None:
     ref, _, message = await ctx.request(conn, "ping", {"timestamp": 31}, "CLIENT-006")
     error = {"code": "quantum_flux", "message": "an error code of a later minor version"}
     answered_at = ctx.transcript.now()
-    await conn.send("error", error, str(message.get("id")))
+    await conn.send("error", error, str(message.get("id")), deliberate=True)
     found = await ctx.driver.expect(
         lambda r: r.get("ref") == ref and r.get("event") in ("failed", "answer"), 3.0
     )

@@ -79,9 +79,19 @@ class ClientConn:
         *,
         metadata: dict[str, Any] | None = None,
         raw: dict[str, Any] | None = None,
+        deliberate: bool = False,
     ) -> str:
-        """Send a server message (``raw`` replaces the whole envelope); return its id."""
+        """Send a server message (``raw`` replaces the whole envelope); return its id.
+
+        A message the server schemas refuse is a mistake of the kit unless it is
+        ``deliberate`` (an unknown type or error code); mistakes are collected.
+        """
         message = raw or self.server.envelope(type_name, payload, correlation, metadata)
+        if not deliberate:
+            for violation in self.server.validator.server_message_violations(message):
+                self.server.kit_problems.append(
+                    f"{message.get('type')} at {violation.pointer}: {violation.message}"
+                )
         text = json.dumps(message)
         self.server.transcript.add(self.label, "sent", "text", text)
         with contextlib.suppress(ConnectionError, RuntimeError):
@@ -173,6 +183,8 @@ class ScriptedServer:
         self.send_heartbeats = True
         self.sse_script: SseScript | None = None
         self.violations: list[str] = []
+        #: Messages of the kit's own that the server schemas refuse (a bug of the kit).
+        self.kit_problems: list[str] = []
         self.control_handler: Callable[[web.Request], Awaitable[web.StreamResponse]] | None = None
         self._ids = itertools.count(1)
         self._numbers = itertools.count(1)
