@@ -77,17 +77,19 @@ async def test_unknown_types_members_and_codes_pass_without_harm() -> None:
 async def test_nothing_is_sent_before_retry_after_ms() -> None:
     async with fake_peer() as peer:
         client = RepClient(f"ws://127.0.0.1:{peer.port}", "t", ping_when_idle=False)
+        refused = asyncio.Event()
+        client.on("error", lambda message: refused.set())
         await client.connect()
         ws = await peer.connections.get()
         first = await client.send("status_update", {"status": "away"})
         await next_message(ws)
         limited = {"code": "rate_limited", "message": "slow down", "retry_after_ms": 300}
-        await ws.send(server_message("error", limited, first))
-        await asyncio.sleep(0.05)  # let the error arrive before the next send
         refused_at = time.monotonic()
+        await ws.send(server_message("error", limited, first))
+        await asyncio.wait_for(refused.wait(), 5)  # the client has read the error
         await client.send("status_update", {"status": "busy"})
         await next_message(ws)
-        assert time.monotonic() - refused_at >= 0.25
+        assert time.monotonic() - refused_at >= 0.3
         await client.close()
 
 
