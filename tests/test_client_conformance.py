@@ -55,6 +55,8 @@ def test_every_client_requirement_has_a_broken_variant() -> None:
     assert {v.requirement for v in VARIANTS.values()} == wanted
 
 
+# A whole run: 28 scenarios, each with a fresh client process and its waits.
+@pytest.mark.timeout(900)
 def test_the_reference_client_passes_with_the_reports_of_a_server_run(tmp_path: Path) -> None:
     status, report = run(EXAMPLE, tmp_path)
     failed = [t for t in report["tests"] if t["verdict"] != "pass"]

@@ -58,6 +58,8 @@ def chromium() -> str:
     return found
 
 
+# A whole run: 28 scenarios, each starting Chromium afresh.
+@pytest.mark.timeout(900)
 def test_the_browser_classes_get_an_honest_report(tmp_path: Path) -> None:
     target: dict[str, Any] = yaml.safe_load((PAGE / "client.yaml").read_text("utf-8"))
     target["client"]["command"][0] = chromium()
