@@ -10,6 +10,7 @@ own and filter on them, so events of other checks in the shared fixture stream n
 from __future__ import annotations
 
 import itertools
+import time
 from collections.abc import Iterator, Sequence
 from typing import Any
 
@@ -627,4 +628,39 @@ def test_sse_requests_do_not_count_toward_the_rate_limit(rep: Harness, sse: Stre
         connection_event(rep, sse.accepted("SSE-015", [stream], rep.token(user)), "SSE-015")
     last = client.send("ping")
     client.expect("pong", correlation_id=last, requirement="SSE-015")
+    finish(sse)
+
+
+@pytest.mark.requirements("SSE-013")
+@pytest.mark.background
+def test_an_sse_stream_ends_when_its_token_expires(rep: Harness) -> None:
+    """A token valid for two more seconds: the server ends the event stream within one
+    second after exp (plus the tolerance), as it closes a WebSocket (AUTH-012)."""
+    sse = Streams(rep)  # background checks get only the rep fixture
+    try:
+        stream_ends_at_expiry(rep, sse)
+    finally:
+        sse.close()
+
+
+def stream_ends_at_expiry(rep: Harness, sse: Streams) -> None:
+    stream = steps.require_stream(rep)
+    ttl = 2
+    budget = rep.target.budgets.max_expiry_wait
+    if ttl + 1 > budget:
+        pytest.skip(f"waiting for expiry needs {ttl + 1} s; budgets.max_expiry_wait is {budget} s")
+    opened = sse.accepted("SSE-013", [stream], rep.token(rep.user(), ttl=ttl))
+    connection_event(rep, opened, "SSE-013")
+    started = time.monotonic()
+    limit = ttl + 1 + rep.timeouts.heartbeat_tolerance + rep.timeouts.answer
+    opened.wait_for(lambda e: False, limit)
+    waited = time.monotonic() - started
+    rep.record("sse token expiry end after (s)", round(waited, 3))
+    if not opened.ended:
+        raise rep.fail(
+            "SSE-013",
+            sent=f"GET /events with a token expiring {ttl} s later",
+            expected="the server to end the event stream once exp has passed",
+            received=f"the stream was still open {waited:.1f} s later",
+        )
     finish(sse)

@@ -282,6 +282,12 @@ PINNED_CHOICE_VARIANTS = [
         core=cores.GapOmittedWhenResumable,
     ),
     Variant(
+        "sse-tokens-never-expire",
+        "SSE-013",
+        ("test_an_sse_stream_ends_when_its_token_expires",),
+        core=cores.SseTokensNeverExpire,
+    ),
+    Variant(
         "welcome-lists-only-the-permissions-claim",
         "AUTH-013",
         ("test_the_welcome_lists_the_effective_permissions",),

@@ -669,3 +669,21 @@ class BeyondNewestIsNoGap(ServerCore):
             return effect
 
         yield from mapped(super().on_stream_subscribe(connection, message, now_ms), no_gap)
+
+
+class SseTokensNeverExpire(ServerCore):
+    """SSE-013 (a SHOULD): event streams outlive their token."""
+
+    def tick(self, now_ms: int) -> Step[None]:
+        code = catalog().close_code("token_expired")
+
+        def sse_expiry(effect: Effect) -> bool:
+            if not (isinstance(effect, Close) and effect.code == code):
+                return False
+            connection = self.connections.get(effect.client_id)
+            if connection is None or connection.transport != "sse":
+                return False
+            connection.state = type(connection.state).OPEN  # as if nothing had happened
+            return True
+
+        yield from filtered(super().tick(now_ms), sse_expiry)
