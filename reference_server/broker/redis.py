@@ -570,13 +570,13 @@ class RedisBroker(Broker):
         reader, self._reader = self._reader, None
         if reader is not None:
             reader.cancel()
-            # redis-py can swallow a cancellation that lands in a read with a timeout; the
+            # redis-py can swallow a cancellation that lands in a blocking read; the
             # closing flag ends the reader's loop within one read timeout regardless.
             await asyncio.wait({reader}, timeout=READER_STOP_TIMEOUT_S)
             if not reader.done():
-                log.warning("node %s: the pub/sub reader did not stop in time", self.node_id)
+                log.warning("node %s: the bus reader did not stop in time", self.node_id)
             elif not reader.cancelled() and reader.exception() is not None:
-                log.warning("node %s: the pub/sub reader failed", self.node_id, exc_info=True)
+                log.warning("node %s: the bus reader failed", self.node_id, exc_info=True)
         for client in (self._client, self._bus):
             if client is not None:
                 await client.aclose()
