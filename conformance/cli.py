@@ -35,6 +35,7 @@ from conformance import __version__
 from conformance.baseline import pattern_matches
 from conformance.clientkit.runner import add_arguments as add_client_arguments
 from conformance.clientkit.runner import run_client
+from conformance.clientkit.scenarios import checks_by_requirement as client_checks_by_requirement
 from conformance.coverage import CHECKS_DIR, all_checks, tests_by_requirement
 from conformance.generation.replay import add_arguments as add_replay_arguments
 from conformance.generation.replay import run_replay
@@ -340,7 +341,7 @@ def _cell(text: str) -> str:
 
 
 def list_requirements(fmt: str, uncovered_only: bool) -> str:
-    covered = tests_by_requirement()
+    covered = {**tests_by_requirement(), **client_checks_by_requirement()}
     index = requirements()
     rows = []
     for requirement in index:
