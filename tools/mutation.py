@@ -9,9 +9,11 @@ every survivor, for triage in docs/detection-power.md.
 from __future__ import annotations
 
 import argparse
+import ast
 import random
 import re
 from collections import Counter
+from functools import cache
 from pathlib import Path
 
 from cosmic_ray.work_db import WorkDB, use_db
@@ -22,15 +24,48 @@ EXIT = re.compile(r"REP-EXIT (\d+)")
 STATUS = {"0": "passed", "1": "a requirement failed", "3": "server did not start or went away"}
 
 
+@cache
+def annotation_lines(module: str) -> frozenset[int]:
+    """Lines of a module that hold type annotations: with ``from __future__ import
+    annotations`` they are never evaluated, so a mutant there is equivalent."""
+    tree = ast.parse(Path(module).read_text(encoding="utf-8"))
+    found: set[int] = set()
+    for node in ast.walk(tree):
+        annotations: list[ast.expr | None] = []
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+            annotations.append(node.returns)
+            arguments = node.args
+            every = [*arguments.posonlyargs, *arguments.args, *arguments.kwonlyargs]
+            every += [a for a in (arguments.vararg, arguments.kwarg) if a is not None]
+            annotations += [a.annotation for a in every]
+        elif isinstance(node, ast.AnnAssign):
+            annotations.append(node.annotation)
+        for annotation in annotations:
+            if annotation is not None and annotation.end_lineno is not None:
+                found.update(range(annotation.lineno, annotation.end_lineno + 1))
+    return frozenset(found)
+
+
+def in_annotation(mutation: object) -> bool:
+    module = str(getattr(mutation, "module_path", ""))
+    line = getattr(mutation, "start_pos", (0, 0))[0]
+    return Path(module).is_file() and line in annotation_lines(module)
+
+
 def sample(session: Path, keep: int, seed: int) -> None:
     with use_db(str(session), WorkDB.Mode.open) as db:
-        items = sorted(db.pending_work_items, key=lambda item: item.job_id)
+        pending = sorted(db.pending_work_items, key=lambda item: item.job_id)
+        # Annotation mutants are equivalent (never evaluated): not worth a kit run.
+        items = [item for item in pending if not in_annotation(item.mutations[0])]
         chosen = {item.job_id for item in random.Random(seed).sample(items, min(keep, len(items)))}
         skipped = WorkResult(worker_outcome=WorkerOutcome.SKIPPED)
         db.set_multiple_results(
-            [item.job_id for item in items if item.job_id not in chosen], skipped
+            [item.job_id for item in pending if item.job_id not in chosen], skipped
         )
-    print(f"{len(chosen)} of {len(items)} mutants kept (seed {seed})")
+    print(
+        f"{len(chosen)} of {len(items)} mutants kept (seed {seed}); "
+        f"{len(pending) - len(items)} in type annotations left out as equivalent"
+    )
 
 
 def report(session: Path) -> None:
@@ -43,19 +78,21 @@ def report(session: Path) -> None:
                 continue
             found = EXIT.search(result.output or "")
             status = found.group(1) if found else ("timeout" if result.output == "timeout" else "?")
-            if result.test_outcome is TestOutcome.SURVIVED:
+            if result.test_outcome is TestOutcome.SURVIVED and in_annotation(item.mutations[0]):
+                how["survived, equivalent: a type annotation (never evaluated)"] += 1
+            elif result.test_outcome is TestOutcome.SURVIVED:
                 survived += 1
                 survivors.append((item, result))
             elif result.test_outcome is TestOutcome.KILLED:
                 killed += 1
-                how[STATUS.get(status, f"exit {status}")] += 1
+                how["killed: " + STATUS.get(status, f"exit {status}")] += 1
         pending = db.num_work_items - db.num_results
     judged = killed + survived
     score = 100 * killed / judged if judged else 0.0
     print(f"mutants judged: {judged}, killed: {killed}, survived: {survived}, pending: {pending}")
-    print(f"score: {score:.1f} %")
+    print(f"score: {score:.1f} % (equivalent annotation mutants not counted)")
     for reason, count in how.most_common():
-        print(f"  killed because {reason}: {count}")
+        print(f"  {reason}: {count}")
     for item, result in survivors:
         mutation = item.mutations[0]
         print(
