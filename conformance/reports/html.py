@@ -296,6 +296,8 @@ def render_html(report: Mapping[str, Any]) -> str:
         "target": target.get("name"),
         "WebSocket": target.get("ws_url"),
         "HTTP": target.get("http_url"),
+        # A client run: the command that started the client under test.
+        "client command": " ".join(target["command"]) if target.get("command") else None,
         "advertised features": ", ".join(server.get("features", []) or []) or "(none listed)",
         "claimed features": ", ".join(target.get("claimed_features") or []) or "(none claimed)",
         "checked features": ", ".join(server.get("checkedFeatures", []) or []),
