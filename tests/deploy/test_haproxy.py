@@ -30,6 +30,7 @@ import yaml
 
 from conformance.reference import fixtures, server_config
 from reference_server.auth import mint_token
+from rep_spec.requirements import requirements
 from tests.deploy import haproxy_fixture
 from tests.deploy.haproxy_fixture import Balancer, ServerState
 from tests.deploy.nodes import NodeProcess
@@ -278,8 +279,14 @@ def test_the_kits_cluster_checks_pass_through_the_balancer(
         done.stdout[-3000:],
         balancer.log(),
     )
+    # Every cluster requirement the kit can observe passes; those only a review can show
+    # (a crashed node's reaping, say) are reported out of scope, not passed.
+    observable = {
+        r.id for r in requirements().in_section("cluster") if r.verified_by == "conformance"
+    }
     cluster = {r["id"]: r["verdict"] for r in report["requirements"] if r["section"] == "cluster"}
-    assert len(cluster) >= 5 and set(cluster.values()) == {"pass"}, cluster
+    assert len(observable) >= 5 and observable <= cluster.keys(), cluster
+    assert {cluster[rid] for rid in observable} == {"pass"}, cluster
     assert done.returncode == 0, done.stdout[-3000:]
     after = balancer.states()
     # leastconn spread the kit's connections: both nodes served some of them.
