@@ -166,9 +166,28 @@ def about(client: Client) -> Callable[[dict[str, Any]], bool]:
 async def chat_crosses(sender: Client, receiver: Client, room: str) -> None:
     content = f"hello {secrets.token_hex(4)}"
     sent = await sender.send("chat_message", {"roomId": room, "content": content})
-    copy = await next_of(receiver, "chat_message", lambda m: m["payload"]["content"] == content)
+    copy = await next_of(receiver, "chat_message", saying(content))
     assert copy["metadata"]["correlation_id"] == sent
     assert copy["metadata"]["sender"]["clientId"] == client_id(sender)
+
+
+def saying(content: str) -> Callable[[dict[str, Any]], bool]:
+    """Matches a chat message with this content."""
+    return lambda message: message["payload"].get("content") == content
+
+
+async def until_chat_crosses(sender: Client, receiver: Client, room: str) -> None:
+    """After an outage: chat until one message crosses (the first may be refused)."""
+    deadline = time.monotonic() + DOWN_WITHIN_S
+    for _ in range(100):
+        content = f"probe {secrets.token_hex(4)}"
+        await sender.send("chat_message", {"roomId": room, "content": content})
+        try:
+            await next_of(receiver, "chat_message", saying(content), 2.0)
+            return
+        except AssertionError:
+            assert time.monotonic() < deadline, "chat across the nodes did not resume"
+    raise AssertionError("chat across the nodes did not resume")
 
 
 async def publish(deployment: Deployment, base_url: str, data: Any) -> str:
@@ -454,4 +473,41 @@ async def test_a_drained_node_gets_no_new_clients_and_its_own_move_when_it_stops
     assert ("staying", client_id(staying)) in await join(moving, room)
     await chat_crosses(moving, staying, room)
     for client in (staying, moving, newcomer):
+        await client.ws.close()
+
+
+async def test_while_redis_is_down_the_nodes_keep_their_clients_and_haproxy_refuses_new_ones(
+    deployment: Deployment,
+) -> None:
+    """/health says unavailable (HTTP-006): out of rotation, but no connection is closed."""
+    room = "outage"
+    ann, ann_node = await connect(deployment, "ann")
+    bob, bob_node = await connect(deployment, "bob")
+    assert ann_node != bob_node
+    await join(ann, room)
+    await join(bob, room)
+    await next_of(ann, "user_join", about(bob))
+
+    deployment.redis.stop()
+    down = await wait_for_states(
+        deployment, lambda s: all(v.status == "DOWN" for v in s.values()), DOWN_WITHIN_S
+    )
+    assert all(v.check == "L7STS" for v in down.values()), down  # answered, but not 200
+    for client in (ann, bob):  # CLUSTER-007: the connections held are still served
+        sent = await client.send("ping", {})
+        pong = await next_of(client, "pong")
+        assert pong["metadata"]["correlation_id"] == sent
+    with pytest.raises(websockets.InvalidStatus) as refused:
+        await connect(deployment, "late")
+    assert refused.value.response.status_code == 503  # HAProxy's own: no node available
+
+    deployment.redis.start()
+    await wait_for_states(
+        deployment, lambda s: all(v.status == "UP" for v in s.values()), DOWN_WITHIN_S
+    )
+    late, _ = await connect(deployment, "late")
+    assert ann.ws.close_code is None and bob.ws.close_code is None
+    await until_chat_crosses(bob, ann, room)
+    await until_chat_crosses(ann, bob, room)
+    for client in (ann, bob, late):
         await client.ws.close()
