@@ -5,7 +5,7 @@
 # Each entry: the command, its Debian/Ubuntu package, and the tests that need it.
 # tests/test_scripts.py checks this list against the tests that look the tools up.
 REP_TOOLS=(
-  "redis-server|redis-server|the Redis broker and multi-node tests: tests/reference_server/test_redis_broker.py, tests/reference_server/test_cluster.py, tests/test_conformance_cluster.py, tests/deploy/test_haproxy.py"
+  "redis-server|redis-server|the Redis broker and multi-node tests: tests/reference_server/test_redis_broker.py, tests/reference_server/test_cluster.py, tests/reference_server/test_chaos.py, tests/test_conformance_cluster.py, tests/deploy/test_haproxy.py"
   "haproxy|haproxy|the load-balancer recipe deploy/haproxy/haproxy.cfg, run in front of two nodes: tests/deploy/test_haproxy.py"
   "node|nodejs|the AsyncAPI document checked by the official parser: tests/test_asyncapi.py"
   "npm|npm|installing that parser on first use (npm ci, needs the npm registry): tests/test_asyncapi.py"
