@@ -20,6 +20,8 @@ from cosmic_ray.work_db import WorkDB, use_db
 from cosmic_ray.work_item import TestOutcome, WorkerOutcome, WorkResult
 
 EXIT = re.compile(r"REP-EXIT (\d+)")
+#: The kit's summary line when only SHOULD requirements failed.
+WARNED = re.compile(r"^requirements:.* \d+ warn", re.M)
 #: Kit exit statuses by meaning (conformance/README.md).
 STATUS = {"0": "passed", "1": "a requirement failed", "3": "server did not start or went away"}
 
@@ -69,7 +71,7 @@ def sample(session: Path, keep: int, seed: int) -> None:
 
 
 def report(session: Path) -> None:
-    killed = survived = 0
+    killed = survived = warned = 0
     how: Counter[str] = Counter()
     survivors = []
     with use_db(str(session), WorkDB.Mode.open) as db:
@@ -83,6 +85,8 @@ def report(session: Path) -> None:
             elif result.test_outcome is TestOutcome.SURVIVED:
                 survived += 1
                 survivors.append((item, result))
+                if WARNED.search(result.output or ""):
+                    warned += 1
             elif result.test_outcome is TestOutcome.KILLED:
                 killed += 1
                 how["killed: " + STATUS.get(status, f"exit {status}")] += 1
@@ -91,6 +95,10 @@ def report(session: Path) -> None:
     score = 100 * killed / judged if judged else 0.0
     print(f"mutants judged: {judged}, killed: {killed}, survived: {survived}, pending: {pending}")
     print(f"score: {score:.1f} % (equivalent annotation mutants not counted)")
+    if warned:
+        strict = 100 * (killed + warned) / judged
+        print(f"  {warned} survivor(s) broke only a SHOULD (a warning; fails with --strict)")
+        print(f"score with --strict: {strict:.1f} %")
     for reason, count in how.most_common():
         print(f"  {reason}: {count}")
     for item, result in survivors:
