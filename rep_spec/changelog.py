@@ -158,9 +158,9 @@ def record(
 ) -> list[Version]:
     """The changelog with the missing entries written into the draft of ``protocol_version``.
 
-    A requirement added in the draft itself gets its fingerprint updated in place (nothing
-    was published yet); one from a released version gets a ``changed`` entry whose note
-    says what to write.
+    A requirement added in the draft itself gets its fingerprint updated in place, or its
+    entry dropped when it left the registry again (nothing was published yet); one from a
+    released version gets a ``changed`` or ``removed`` entry whose note a person writes.
     """
     ordered = list(versions)
     if not ordered or ordered[-1].version != protocol_version:
@@ -168,9 +168,20 @@ def record(
     draft = ordered[-1]
     if draft.released is not None:
         raise ValueError(f"{protocol_version} is released; raise the protocol version first")
-    changes = list(draft.changes)
+    current = list(registry)
+    present = {r.id for r in current}
     seen = history(ordered)
-    for requirement in registry:
+    # Added in the draft and gone again: nothing was published, so nothing to record.
+    changes = [
+        c for c in draft.changes if c.id in present or seen[c.id][0].version != draft.version
+    ]
+    for rid, past in seen.items():
+        published = past[0].version != draft.version
+        if rid not in present and published and past[-1].change != "removed":
+            changes = [c for c in changes if c.id != rid]
+            changes.append(Change(rid, "removed", None, f"{TODO} say why", draft.version))
+    seen = history([*ordered[:-1], Version(draft.version, None, "", tuple(changes))])
+    for requirement in current:
         now = fingerprint(requirement)
         past = seen.get(requirement.id, [])
         if past and past[-1].fingerprint == now and past[-1].change != "removed":

@@ -56,6 +56,9 @@ def test_the_file_is_written_as_the_recorder_writes_it() -> None:
     """One entry per line, so a review sees each normative change as one line."""
     text = (schema_dir() / CHANGELOG_FILE).read_text(encoding="utf-8")
     assert dump(load()) == text
+    in_step = not problems(load(), requirements(), catalog().protocol_version)
+    if in_step:  # then recording has nothing to add
+        assert dump(record(load(), requirements(), catalog().protocol_version)) == text
 
 
 # --- the rules, on small registries -------------------------------------------------------
@@ -161,3 +164,16 @@ def test_dump_and_parse_round_trip() -> None:
         ),
     ]
     assert parse(yaml.safe_load(dump(versions))) == versions
+
+
+def test_recording_a_removal() -> None:
+    kept, gone, brief = requirement("AB-001"), requirement("AB-002"), requirement("AB-003")
+    versions = [
+        released(added(kept), added(gone)),
+        Version("1.1", None, "", (added(brief, "1.1"),)),
+    ]
+    # AB-003 came and went within the draft: no trace. AB-002 was published: a removal.
+    recorded = record(versions, [kept], "1.1")
+    assert [(c.id, c.change) for c in recorded[-1].changes] == [("AB-002", "removed")]
+    assert problems(recorded, [kept], "1.1") == ["AB-002: write the note of its 'removed' entry"]
+    assert record(recorded, [kept], "1.1") == recorded, "recording twice changes nothing"
