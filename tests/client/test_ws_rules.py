@@ -112,3 +112,27 @@ async def test_a_silent_server_is_left_and_the_client_reconnects() -> None:
         async with asyncio.timeout(5):
             await peer.connections.get()
         await client.close()
+
+
+async def test_after_4001_it_waits_for_a_new_token_and_after_1000_it_stays_away() -> None:
+    async with fake_peer() as peer:
+        client = RepClient(
+            f"ws://127.0.0.1:{peer.port}", "old", ping_when_idle=False, backoff=Backoff(0.02, 0.05)
+        )
+        needed, stopped = asyncio.Event(), asyncio.Event()
+        gave_up: list[str] = []
+        client.on_event("token_needed", needed.set)
+        client.on_event("gave_up", lambda reason: (gave_up.append(reason), stopped.set()))
+        await client.connect()
+        first = await peer.connections.get()
+        await first.close(4001, "token expired")
+        await asyncio.wait_for(needed.wait(), 5)
+        client.set_token("new")
+        # The next connection is the first since the close: none used the expired token.
+        second = await asyncio.wait_for(peer.connections.get(), 5)
+        assert second.request is not None
+        assert second.request.headers["Authorization"] == "Bearer new"
+        await second.close(1000, "done")
+        await asyncio.wait_for(stopped.wait(), 5)
+        assert peer.connections.empty() and "1000" in gave_up[0]
+        await client.close()
