@@ -122,7 +122,12 @@ async def test_after_4001_it_waits_for_a_new_token_and_after_1000_it_stays_away(
         needed, stopped = asyncio.Event(), asyncio.Event()
         gave_up: list[str] = []
         client.on_event("token_needed", needed.set)
-        client.on_event("gave_up", lambda reason: (gave_up.append(reason), stopped.set()))
+
+        def on_gave_up(reason: str) -> None:
+            gave_up.append(reason)
+            stopped.set()
+
+        client.on_event("gave_up", on_gave_up)
         await client.connect()
         first = await peer.connections.get()
         await first.close(4001, "token expired")
