@@ -78,25 +78,9 @@ def published(tmp_path_factory: pytest.TempPathFactory) -> Published:
     base = tmp_path_factory.mktemp("published")
     runner_temp = base / "runner"
     runner_temp.mkdir()
-    # One kit run for both builds (the deploy step reads it from REP_REFERENCE_REPORT).
-    reports = base / "reference"
-    subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "conformance.cli",
-            "run",
-            "--reference",
-            "--report-dir",
-            str(reports),
-        ],
-        cwd=ROOT,
-        capture_output=True,
-        timeout=600,
-        check=False,
-    )
-    report = reports / "report.json"
-    assert report.is_file(), "the kit wrote no report of the reference server"
+    # The matrix's reference row is not what this module checks (tests/test_docs_site.py
+    # builds with a real kit run): a committed report stands in, which saves a kit run.
+    report = next((ROOT / "implementations").glob("*/*.json"))
     origin = base / "origin.git"
     git(base, "init", "--quiet", "--bare", str(origin))
     scratch = base / "checkout"
