@@ -26,6 +26,9 @@ class Member:
 class JoinResult:
     members: tuple[Member, ...]
     already_member: bool
+    #: Where publication order stood at the join (a cluster bus position; "" if ordering is
+    #: immediate): the member gets what was published after it, nothing from before.
+    position: str = field(default="", compare=False)
 
 
 @dataclass(frozen=True)
@@ -109,6 +112,8 @@ class Publication:
     exclude: frozenset[str] = frozenset()
     recipients: frozenset[str] | None = None
     origin: str = field(default="", compare=False)
+    #: The publication's place in the cluster's order (see JoinResult.position).
+    position: str = field(default="", compare=False)
 
 
 DeliveryCallback = Callable[[Publication], None]
@@ -167,10 +172,20 @@ class Broker(ABC):
 
     # rooms -----------------------------------------------------------------------
     @abstractmethod
-    async def join_room(self, room_id: str, member: Member) -> JoinResult: ...
+    async def join_room(
+        self, room_id: str, member: Member, announce: Publication | None = None
+    ) -> JoinResult:
+        """Add the member; publish ``announce`` in the same atomic step if it was not one.
+
+        One step, so that in a cluster no other join falls between the membership and its
+        announcement: a member listed in a join response is never announced to it again.
+        """
 
     @abstractmethod
-    async def leave_room(self, room_id: str, client_id: str) -> LeaveResult: ...
+    async def leave_room(
+        self, room_id: str, client_id: str, announce: Publication | None = None
+    ) -> LeaveResult:
+        """Remove the member; publish ``announce`` in the same atomic step if it was one."""
 
     @abstractmethod
     async def room_members(self, room_id: str) -> tuple[Member, ...]: ...

@@ -80,19 +80,27 @@ class MemoryBroker(Broker):
     async def connection_count(self) -> int:
         return len(self._connections)
 
-    async def join_room(self, room_id: str, member: Member) -> JoinResult:
+    async def join_room(
+        self, room_id: str, member: Member, announce: Publication | None = None
+    ) -> JoinResult:
         room = self._rooms.setdefault(room_id, {})
         already = member.client_id in room
         room[member.client_id] = member
+        if announce is not None and not already:
+            await self.publish(announce)
         return JoinResult(tuple(room.values()), already)
 
-    async def leave_room(self, room_id: str, client_id: str) -> LeaveResult:
+    async def leave_room(
+        self, room_id: str, client_id: str, announce: Publication | None = None
+    ) -> LeaveResult:
         room = self._rooms.get(room_id)
         if room is None or client_id not in room:
             return LeaveResult(False, tuple(room.values()) if room else ())
         del room[client_id]
         if not room:
             del self._rooms[room_id]
+        if announce is not None:
+            await self.publish(announce)
         return LeaveResult(True, tuple(room.values()))
 
     async def room_members(self, room_id: str) -> tuple[Member, ...]:

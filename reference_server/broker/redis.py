@@ -112,9 +112,25 @@ local function members(room, order)
 end
 """
 
-# KEYS: room, room-order, rooms, join-seq, conn-rooms; ARGV: room id, client id, user id
+# Appends ARGV[4] (an encoded publication, or '') to the bus, ARGV[5] entries kept; returns
+# the bus position after it: the newest entry.
+_ANNOUNCE = """
+local function announce(bus)
+  if ARGV[4] ~= '' then
+    return redis.call('XADD', bus, 'MAXLEN', '~', ARGV[5], '*', 'p', ARGV[4])
+  end
+  local newest = redis.call('XREVRANGE', bus, '+', '-', 'COUNT', 1)
+  if newest[1] then return newest[1][1] end
+  return '0-0'
+end
+"""
+
+# KEYS: room, room-order, rooms, join-seq, conn-rooms, bus
+# ARGV: room id, client id, user id, announcement or '', bus length
+# -> {already, members, position: the joiner gets only what the bus carries after it}
 _JOIN = (
     _ROOM_MEMBERS
+    + _ANNOUNCE
     + """
 redis.call('SADD', KEYS[5], ARGV[1])
 local already = redis.call('HEXISTS', KEYS[1], ARGV[2])
@@ -122,14 +138,18 @@ redis.call('HSET', KEYS[1], ARGV[2], ARGV[3])
 if already == 0 then
   redis.call('ZADD', KEYS[2], redis.call('INCR', KEYS[4]), ARGV[2])
   redis.call('SADD', KEYS[3], ARGV[1])
+else
+  ARGV[4] = ''
 end
-return {already, members(KEYS[1], KEYS[2])}
+return {already, members(KEYS[1], KEYS[2]), announce(KEYS[6])}
 """
 )
 
-# KEYS: room, room-order, rooms, conn-rooms; ARGV: room id, client id
+# KEYS: room, room-order, rooms, conn-rooms, bus
+# ARGV: room id, client id, unused, announcement or '', bus length
 _LEAVE = (
     _ROOM_MEMBERS
+    + _ANNOUNCE
     + """
 redis.call('SREM', KEYS[4], ARGV[1])
 local removed = redis.call('HDEL', KEYS[1], ARGV[2])
@@ -139,8 +159,10 @@ if removed == 1 then
     redis.call('DEL', KEYS[2])
     redis.call('SREM', KEYS[3], ARGV[1])
   end
+else
+  ARGV[4] = ''
 end
-return {removed, members(KEYS[1], KEYS[2])}
+return {removed, members(KEYS[1], KEYS[2]), announce(KEYS[5])}
 """
 )
 
@@ -598,8 +620,8 @@ class RedisBroker(Broker):
             publication = dataclasses.replace(publication, origin=self.node_id)
         payload = encode_publication(publication, self._instance)
         with self._unavailable("publish"):
-            await self._redis.xadd(self.bus_key, {"p": payload}, maxlen=BUS_LENGTH)
-        self._deliver(publication)
+            position = await self._redis.xadd(self.bus_key, {"p": payload}, maxlen=BUS_LENGTH)
+        self._deliver(dataclasses.replace(publication, position=str(position)))
 
     async def _newest_bus_entry(self, client: Redis) -> str:
         newest = await client.xrevrange(self.bus_key, count=1)
@@ -664,7 +686,7 @@ class RedisBroker(Broker):
             for _key, entries in reply or ():
                 for entry_id, fields in entries:
                     self._bus_position = str(entry_id)
-                    self._dispatch(fields.get("p", ""))
+                    self._dispatch(fields.get("p", ""), self._bus_position)
 
     def _on_reconnect(self) -> None:
         """The bus is readable again: check at once whether Redis kept this node's state."""
@@ -758,14 +780,14 @@ class RedisBroker(Broker):
             await self._client.delete(self._node_key(), self._key("node-conns", self._instance))
             await self._client.hdel(self._key("nodes"), self._instance)
 
-    def _dispatch(self, raw: str | bytes) -> None:
+    def _dispatch(self, raw: str | bytes, position: str = "") -> None:
         try:
             publication, instance = decode_publication(raw)
         except ValueError as exc:  # orjson.JSONDecodeError is a ValueError
             log.warning("node %s: skipped a malformed bus message: %s", self.node_id, exc)
             return
         if instance != self._instance:  # this broker's own were delivered by publish()
-            self._deliver(publication)
+            self._deliver(dataclasses.replace(publication, position=position))
 
     def _deliver(self, publication: Publication) -> None:
         for callback in list(self._callbacks):
@@ -836,24 +858,48 @@ class RedisBroker(Broker):
             return int(await self._redis.hlen(self._key("conns")))
 
     # ------------------------------------------------------------------ rooms
-    async def _join(self, room_id: str, member: Member) -> JoinResult:
+    def _announcement(self, announce: Publication | None) -> tuple[Publication | None, str]:
+        if announce is None:
+            return None, ""
+        announce = dataclasses.replace(announce, origin=announce.origin or self.node_id)
+        return announce, encode_publication(announce, self._instance).decode()
+
+    def _announced(self, announce: Publication | None, made: bool, position: str) -> None:
+        """Deliver an announcement the script appended to the bus, as publish() does."""
+        if announce is not None and made:
+            self._deliver(dataclasses.replace(announce, position=position))
+
+    async def _join(
+        self, room_id: str, member: Member, announce: Publication | None = None
+    ) -> JoinResult:
+        announce, payload = self._announcement(announce)
         keys = [
             *self._room_keys(room_id),
             self._key("join-seq"),
             self._key("conn-rooms", member.client_id),
+            self.bus_key,
         ]
-        already, flat = await self._run("join", keys, [room_id, member.client_id, member.user_id])
-        return JoinResult(_members(flat), bool(already))
+        args: list[str | int] = [room_id, member.client_id, member.user_id, payload, BUS_LENGTH]
+        already, flat, position = await self._run("join", keys, args)
+        self._announced(announce, not already, str(position))
+        return JoinResult(_members(flat), bool(already), str(position))
 
-    async def join_room(self, room_id: str, member: Member) -> JoinResult:
-        result = await self._join(room_id, member)
+    async def join_room(
+        self, room_id: str, member: Member, announce: Publication | None = None
+    ) -> JoinResult:
+        result = await self._join(room_id, member, announce)
         self._local.joined(room_id, member.client_id)
         return result
 
-    async def leave_room(self, room_id: str, client_id: str) -> LeaveResult:
+    async def leave_room(
+        self, room_id: str, client_id: str, announce: Publication | None = None
+    ) -> LeaveResult:
         self._local.left(room_id, client_id)
-        keys = [*self._room_keys(room_id), self._key("conn-rooms", client_id)]
-        removed, flat = await self._run("leave", keys, [room_id, client_id])
+        announce, payload = self._announcement(announce)
+        keys = [*self._room_keys(room_id), self._key("conn-rooms", client_id), self.bus_key]
+        args: list[str | int] = [room_id, client_id, "", payload, BUS_LENGTH]
+        removed, flat, position = await self._run("leave", keys, args)
+        self._announced(announce, bool(removed), str(position))
         return LeaveResult(bool(removed), _members(flat))
 
     async def room_members(self, room_id: str) -> tuple[Member, ...]:

@@ -14,7 +14,7 @@ from reference_server.broker.base import (
 )
 from reference_server.config import ServerConfig
 from reference_server.core.connection import Connection
-from reference_server.core.effects import Publish, Send, Step
+from reference_server.core.effects import Send, Step
 from reference_server.core.messages import MessageFactory
 from rep_spec import MessageValidator, catalog
 
@@ -37,8 +37,10 @@ def stream_topic(stream_id: str) -> str:
     return f"stream:{stream_id}"
 
 
-def leave_room_call(room_id: str, client_id: str) -> Callable[[Broker], Awaitable[LeaveResult]]:
-    return lambda broker: broker.leave_room(room_id, client_id)
+def leave_room_call(
+    room_id: str, client_id: str, announce: Publication | None = None
+) -> Callable[[Broker], Awaitable[LeaveResult]]:
+    return lambda broker: broker.leave_room(room_id, client_id, announce)
 
 
 def room_members_call(room_id: str) -> Callable[[Broker], Awaitable[tuple[Member, ...]]]:
@@ -118,19 +120,18 @@ class CoreBase:
                 "forbidden", f"this action needs the permission {permission}", requirement
             )
 
-    def _publish_user_leave(self, room_id: str, connection: Connection, reason: str) -> Publish:
-        return Publish(
-            Publication(
-                room_topic(room_id),
-                self.messages.build(
-                    "user_leave",
-                    {
-                        "roomId": room_id,
-                        "userId": connection.user_id,
-                        "clientId": connection.client_id,
-                        "reason": reason,
-                    },
-                ),
-                exclude=frozenset({connection.client_id}),
-            )
+    def _user_leave(self, room_id: str, connection: Connection, reason: str) -> Publication:
+        """The notice a leave publishes, atomically with it (Broker.leave_room)."""
+        return Publication(
+            room_topic(room_id),
+            self.messages.build(
+                "user_leave",
+                {
+                    "roomId": room_id,
+                    "userId": connection.user_id,
+                    "clientId": connection.client_id,
+                    "reason": reason,
+                },
+            ),
+            exclude=frozenset({connection.client_id}),
         )

@@ -65,6 +65,9 @@ class Connection:
     transport: Literal["websocket", "sse"] = "websocket"
     state: State = State.OPEN
     rooms: set[str] = field(default_factory=set)
+    # Room -> where publication order stood at the join (JoinResult.position): in a cluster a
+    # publication from before the join can arrive after it, and is not the member's to get.
+    joined_at: dict[str, str] = field(default_factory=dict)
     collections: set[str] = field(default_factory=set)
     streams: dict[str, StreamFilter] = field(default_factory=dict)
     # Stream messages held back while a subscription replays, released in order afterwards,

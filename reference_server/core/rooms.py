@@ -15,7 +15,7 @@ from reference_server.core.base import (
     room_topic,
 )
 from reference_server.core.connection import Connection
-from reference_server.core.effects import Publish, Step, ask
+from reference_server.core.effects import Step, ask
 
 
 class RoomHandlers(CoreBase):
@@ -37,7 +37,17 @@ class RoomHandlers(CoreBase):
             ):
                 raise Refused("forbidden", "this room is invite-only", "ROOM-012")
         member = Member(connection.user_id, connection.client_id)
-        result = yield from ask(lambda b: b.join_room(room_id, member))
+        announce = Publication(  # ROOM-004; published only if the join is new (ROOM-007)
+            room_topic(room_id),
+            self.messages.build(
+                "user_join",
+                {"roomId": room_id, "userId": connection.user_id, "clientId": connection.client_id},
+            ),
+            exclude=frozenset({connection.client_id}),
+        )
+        result = yield from ask(lambda b: b.join_room(room_id, member, announce))
+        if room_id not in connection.rooms:
+            connection.joined_at[room_id] = result.position
         connection.rooms.add(room_id)
         statuses = yield from ask(lambda b: b.statuses([m.user_id for m in result.members]))
         yield self._respond(
@@ -60,21 +70,6 @@ class RoomHandlers(CoreBase):
                 },
             },
         )
-        if not result.already_member:  # ROOM-007: a repeated join announces nothing
-            yield Publish(
-                Publication(
-                    room_topic(room_id),
-                    self.messages.build(
-                        "user_join",
-                        {
-                            "roomId": room_id,
-                            "userId": connection.user_id,
-                            "clientId": connection.client_id,
-                        },
-                    ),
-                    exclude=frozenset({connection.client_id}),
-                )
-            )
 
     def on_room_leave(
         self, connection: Connection, message: dict[str, Any], now_ms: int
@@ -83,6 +78,7 @@ class RoomHandlers(CoreBase):
         if room_id not in connection.rooms:
             raise Refused("not_found", f"not a member of room {room_id}", "ROOM-008")
         connection.rooms.discard(room_id)
-        yield from ask(lambda b: b.leave_room(room_id, connection.client_id))
+        connection.joined_at.pop(room_id, None)
+        notice = self._user_leave(room_id, connection, "left")
+        yield from ask(lambda b: b.leave_room(room_id, connection.client_id, notice))
         yield self._respond(connection, message, {"roomId": room_id})
-        yield self._publish_user_leave(room_id, connection, "left")

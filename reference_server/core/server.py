@@ -15,6 +15,7 @@ from reference_server.auth import Principal
 from reference_server.broker.base import (
     Departure,
     Publication,
+    event_position,
 )
 from reference_server.core.base import (
     BROADCAST_TOPIC,
@@ -188,10 +189,10 @@ class ServerCore(RoomHandlers, MessagingHandlers, DataHandlers, StreamHandlers):
     def _leave_rooms(self, connection: Connection) -> Step[None]:
         client_id = connection.client_id
         for room_id in sorted(connection.rooms):
-            result = yield from ask(leave_room_call(room_id, client_id))
+            notice = self._user_leave(room_id, connection, "disconnected")
+            yield from ask(leave_room_call(room_id, client_id, notice))
             connection.rooms.discard(room_id)
-            if result.was_member:
-                yield self._publish_user_leave(room_id, connection, "disconnected")
+            connection.joined_at.pop(room_id, None)
         connection.collections.clear()
         connection.streams.clear()
 
@@ -335,7 +336,9 @@ class ServerCore(RoomHandlers, MessagingHandlers, DataHandlers, StreamHandlers):
             ):
                 continue
             if kind == "room":
-                wanted = name in connection.rooms
+                wanted = name in connection.rooms and _after(
+                    publication.position, connection.joined_at.get(name, "")
+                )
             elif kind == "collection":
                 wanted = name in connection.collections
             elif kind == "stream":
@@ -372,3 +375,10 @@ class ServerCore(RoomHandlers, MessagingHandlers, DataHandlers, StreamHandlers):
         yield self._respond(connection, message, {"reason": "client requested disconnect"})
         yield Close(connection.client_id, catalog().close_code("normal_closure"), "disconnect")
         yield from self._ended(connection)
+
+
+def _after(position: str, joined: str) -> bool:
+    """Was a publication made after the join? Unordered (empty) positions always are."""
+    if not position or not joined:
+        return True
+    return (event_position(position) or (0, 0)) > (event_position(joined) or (0, 0))
