@@ -29,6 +29,7 @@ from reference_server.broker.base import (
     RecordOutcome,
     StreamRead,
     SyncResult,
+    event_position,
 )
 from reference_server.broker.factory import broker_from_url
 from reference_server.broker.memory import MemoryBroker
@@ -838,3 +839,28 @@ async def test_an_unexpected_reader_error_does_not_end_delivery(
     logged = [r for r in caplog.records if r.getMessage().startswith("node n1: Redis bus")]
     assert any(r.exc_info and "a bug in the client" in str(r.exc_info[1]) for r in logged)
     assert any("delivery resumed" in r.getMessage() for r in logged)
+
+
+async def test_a_join_and_its_announcement_are_one_step(
+    two_nodes: tuple[RedisBroker, RedisBroker],
+) -> None:
+    """The announcement is on the bus before any later join, so it is not that joiner's."""
+    first, second = two_nodes
+    heard: list[Publication] = []
+    second.on_publication(heard.append)
+    announce = Publication("room:r", {"joined": "ann"})
+    await first.join_room("r", Member("ann", "c1"), announce)
+    assert (await first.join_room("r", Member("ann", "c1"), announce)).already_member
+    joined = await second.join_room("r", Member("bob", "c2"))
+    await _eventually(lambda: _ready(len(heard) >= 1))
+    await asyncio.sleep(0.2)
+    assert [p.message for p in heard] == [{"joined": "ann"}], "one announcement, not two"
+    assert event_position(heard[0].position) <= event_position(joined.position)
+    left = await first.leave_room("r", "c1", Publication("room:r", {"left": "ann"}))
+    assert left.was_member
+    assert not (
+        await first.leave_room("r", "c1", Publication("room:r", {"left": "again"}))
+    ).was_member
+    await _eventually(lambda: _ready(len(heard) >= 2))
+    await asyncio.sleep(0.2)
+    assert [p.message for p in heard][1:] == [{"left": "ann"}]
