@@ -113,12 +113,13 @@ def empty_rooms_kept() -> Any:
     """ROOM-009: the memory broker keeps a room after its last member leaves."""
     from reference_server.broker import memory
 
-    async def leave_room(self: Any, room_id: str, client_id: str) -> Any:
-        room = self._rooms.get(room_id)
-        if room is None or client_id not in room:
-            return memory.LeaveResult(False, tuple(room.values()) if room else ())
-        del room[client_id]
-        return memory.LeaveResult(True, tuple(room.values()))
+    original = memory.MemoryBroker.leave_room
+
+    async def leave_room(self: Any, room_id: str, client_id: str, *args: Any, **kw: Any) -> Any:
+        result = await original(self, room_id, client_id, *args, **kw)
+        if result.was_member and room_id not in self._rooms:
+            self._rooms[room_id] = {}  # the empty room stays behind
+        return result
 
     return _replaced(memory.MemoryBroker, "leave_room", leave_room)
 

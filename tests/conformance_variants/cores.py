@@ -14,7 +14,7 @@ from typing import Any
 from reference_server.auth import Principal
 from reference_server.broker.base import Member, event_position
 from reference_server.config import ServerConfig
-from reference_server.core.base import Refused
+from reference_server.core.base import Refused, leave_room_call
 from reference_server.core.connection import Connection
 from reference_server.core.effects import Close, Effect, Publish, Send, Step, ask
 from reference_server.core.messages import MessageFactory
@@ -302,14 +302,11 @@ class ErrorsWithoutDetails(ServerCore):
 class NoLeaveNoticeOnDisconnect(ServerCore):
     """ROOM-006: when a member's connection ends, the others are not told."""
 
-    def disconnected(self, client_id: str) -> Step[None]:
-        def leave_notice(effect: Effect) -> bool:
-            return (
-                isinstance(effect, Publish)
-                and effect.publication.message.get("type") == "user_leave"
-            )
-
-        yield from filtered(super().disconnected(client_id), leave_notice)
+    def _leave_rooms(self, connection: Connection) -> Step[None]:
+        for room_id in sorted(connection.rooms):
+            yield from ask(leave_room_call(room_id, connection.client_id))  # no notice
+            connection.rooms.discard(room_id)
+        yield from super()._leave_rooms(connection)
 
 
 class CollectionChangesTwice(ServerCore):
