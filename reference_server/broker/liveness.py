@@ -26,6 +26,7 @@ key                                 type    contents
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass, field
 
 from reference_server.broker.base import Departure
@@ -102,14 +103,25 @@ class LocalState:
     connections: dict[str, str] = field(default_factory=dict)  # client id -> user id
     rooms: dict[str, dict[str, None]] = field(default_factory=dict)  # client -> rooms, in order
     statuses: dict[str, str] = field(default_factory=dict)  # user id -> status
+    users: Counter[str] = field(default_factory=Counter)  # user id -> open connections here
 
     def opened(self, client_id: str, user_id: str) -> None:
+        previous = self.connections.get(client_id)
+        if previous == user_id:
+            return
+        if previous is not None:
+            self.closed(client_id)
         self.connections[client_id] = user_id
+        self.users[user_id] += 1
 
     def closed(self, client_id: str) -> None:
         user = self.connections.pop(client_id, None)
         self.rooms.pop(client_id, None)
-        if user is not None and user not in self.connections.values():
+        if user is None:
+            return
+        self.users[user] -= 1
+        if self.users[user] <= 0:
+            del self.users[user]
             self.statuses.pop(user, None)
 
     def joined(self, room_id: str, client_id: str) -> None:
@@ -119,7 +131,7 @@ class LocalState:
         self.rooms.get(client_id, {}).pop(room_id, None)
 
     def status_set(self, user_id: str, status: str) -> None:
-        if user_id in self.connections.values():
+        if user_id in self.users:
             self.statuses[user_id] = status
 
     def status_cleared(self, user_id: str) -> None:

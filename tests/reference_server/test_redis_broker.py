@@ -32,6 +32,7 @@ from reference_server.broker.base import (
     event_position,
 )
 from reference_server.broker.factory import broker_from_url
+from reference_server.broker.liveness import LocalState
 from reference_server.broker.memory import MemoryBroker
 from reference_server.broker.redis import (
     RedisBroker,
@@ -864,3 +865,20 @@ async def test_a_join_and_its_announcement_are_one_step(
     await _eventually(lambda: _ready(len(heard) >= 2))
     await asyncio.sleep(0.2)
     assert [p.message for p in heard][1:] == [{"left": "ann"}]
+
+
+def test_the_local_state_kept_for_restoring_follows_connections() -> None:
+    local = LocalState()
+    local.opened("c1", "ann")
+    local.opened("c2", "ann")
+    local.joined("lobby", "c1")
+    local.joined("ops", "c1")
+    local.status_set("ann", "busy")
+    local.status_set("nobody-here", "away")  # a user of another node: not ours to restore
+    assert local.statuses == {"ann": "busy"}
+    assert list(local.rooms["c1"]) == ["lobby", "ops"]  # join order kept
+    local.closed("c1")
+    assert local.statuses == {"ann": "busy"}, "ann still has c2 here"
+    assert "c1" not in local.rooms
+    local.opened("c2", "bob")  # a reused client id moves to its new user
+    assert local.statuses == {} and dict(local.users) == {"bob": 1}
