@@ -155,7 +155,7 @@ def selection(variant: Variant) -> list[str]:
 
 
 #: Variants whose checks wait on server timers; spread over the kit processes first.
-SLOW = {"LIFE-002", "LIFE-003", "AUTH-012", "RATE-003"}
+SLOW = {"LIFE-002", "LIFE-003", "AUTH-012", "AUTH-014", "RATE-003"}
 KIT_PROCESSES = 3
 
 

@@ -8,6 +8,7 @@ the requirement the kit must report as failed and the checks to run.
 
 from __future__ import annotations
 
+import re
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
@@ -156,6 +157,77 @@ def dotted_hosts_only() -> Any:
     return _replaced_everywhere("refused_attachment_host", refused)
 
 
+def rep_v1_always_selected() -> Any:
+    """WS-010: the answer names rep.v1 even when the client did not offer it."""
+    from aiohttp import web
+
+    from reference_server.transport import app
+
+    class AlwaysRepV1(web.WebSocketResponse):
+        def _handshake(self, request: Any) -> Any:
+            headers, protocol, *rest = super()._handshake(request)
+            if protocol is None:
+                headers["Sec-WebSocket-Protocol"] = app.SUBPROTOCOL
+                protocol = app.SUBPROTOCOL
+            return (headers, protocol, *rest)
+
+    return _replaced(web, "WebSocketResponse", AlwaysRepV1)
+
+
+#: An escaped surrogate pair, or an escaped surrogate standing alone.
+_SURROGATE_ESCAPE = re.compile(
+    r"\\u[dD][89abAB][0-9a-fA-F]{2}\\u[dD][c-fC-F][0-9a-fA-F]{2}|\\u[dD][89a-fA-F][0-9a-fA-F]{2}"
+)
+
+
+def lone_surrogates_replaced() -> Any:
+    """ENV-016: escaped lone surrogates are decoded as U+FFFD (as some JSON decoders do)
+    instead of making the frame invalid JSON."""
+    from rep_spec import validation
+
+    def decode(data: str | bytes) -> Any:
+        text = data.decode("utf-8", "replace") if isinstance(data, bytes) else data
+        text = _SURROGATE_ESCAPE.sub(
+            lambda m: m.group(0) if len(m.group(0)) == 12 else "\\ufffd", text
+        )
+        return validation.decode_text_frame(text)
+
+    return _replaced_everywhere("decode_text_frame", decode)
+
+
+def publish_stream_checked_first() -> Any:
+    """HTTP-005: a publish to an unknown stream is answered 404 before the body is read."""
+    from reference_server.transport import app
+    from reference_server.transport.node import NODE_KEY, authenticate_request, error_response
+
+    original = app.publish_handler
+
+    async def publish(request: Any) -> Any:
+        node = request.app[NODE_KEY]
+        try:
+            authenticate_request(request, node, "stream:publish")
+        except auth.AuthRejected as rejected:
+            return error_response(rejected.code, rejected.reason)
+        if node.config.stream(request.match_info["streamId"]) is None:
+            return error_response("not_found", "no such stream")
+        return await original(request)
+
+    return _replaced(app, "publish_handler", publish)
+
+
+def any_authorization_scheme() -> Any:
+    """AUTH-002: whatever follows the scheme of any Authorization header is the token."""
+    original = auth.extract_token
+
+    def extract(headers: Any, query: Any, cookies: Any) -> Any:
+        authorization = headers.get("Authorization", "")
+        if authorization:
+            return authorization.split(" ", 1)[-1].strip(), "header"
+        return original(headers, query, cookies)
+
+    return _replaced_everywhere("extract_token", extract)
+
+
 #: Variants of the classes of bugs the kit once missed, each caught by a check of its own.
 BLIND_CLASS_VARIANTS = [
     Variant(
@@ -293,6 +365,76 @@ PINNED_CHOICE_VARIANTS = [
         "AUTH-013",
         ("test_the_welcome_lists_the_effective_permissions",),
         core=cores.WelcomeListsOnlyTheClaim,
+    ),
+]
+
+#: Variants of rules the spec pins for interoperability, each caught by its own check.
+PINNED_RULE_VARIANTS = [
+    Variant(
+        "lone-surrogates-replaced",
+        "ENV-016",
+        ("test_a_lone_surrogate_is_answered_with_invalid_json",),
+        patch=lone_surrogates_replaced,
+    ),
+    Variant(
+        "errors-held-until-the-next-pong",
+        "MSG-008",
+        ("test_answers_come_in_the_order_of_the_messages",),
+        core=cores.ErrorsHeldUntilTheNextPong,
+    ),
+    Variant(
+        "publish-stream-checked-first",
+        "HTTP-005",
+        ("test_publish_refusals_follow_the_order_of_checks",),
+        patch=publish_stream_checked_first,
+    ),
+    Variant(
+        "sse-channels-checked-before-subscribe",
+        "SSE-014",
+        ("test_sse_refusals_follow_the_order_of_checks",),
+        core=cores.SseChannelsCheckedBeforeSubscribe,
+    ),
+    Variant(
+        "sse-requests-count-toward-the-rate-limit",
+        "SSE-015",
+        ("test_sse_requests_do_not_count_toward_the_rate_limit",),
+        core=cores.SseRequestsCountTowardTheRateLimit,
+    ),
+    Variant(
+        "event-numbers-rounded-to-fifteen-digits",
+        "STREAM-012",
+        ("test_event_data_arrives_as_the_same_json_value",),
+        core=cores.EventNumbersRoundedToFifteenDigits,
+    ),
+    Variant(
+        "empty-chat-after-sanitizing-refused",
+        "CHAT-008",
+        ("test_chat_content_is_sanitized_before_distribution",),
+        core=cores.EmptyChatAfterSanitizingRefused,
+    ),
+    Variant(
+        "leaving-needs-room-leave",
+        "ROOM-013",
+        ("test_leaving_needs_no_permission",),
+        core=cores.LeavingNeedsRoomLeave,
+    ),
+    Variant(
+        "rejoin-skips-the-room-rules",
+        "ROOM-014",
+        ("test_rejoining_is_judged_by_the_room_rules_again",),
+        core=cores.RejoinSkipsTheRoomRules,
+    ),
+    Variant(
+        "any-authorization-scheme-is-a-token",
+        "AUTH-002",
+        ("test_an_authorization_header_of_another_scheme_counts_as_absent",),
+        patch=any_authorization_scheme,
+    ),
+    Variant(
+        "tokens-expire-a-second-early",
+        "AUTH-014",
+        ("test_a_connection_is_closed_with_4001_when_its_token_expires",),
+        core=cores.TokensExpireASecondEarly,
     ),
 ]
 
@@ -504,4 +646,5 @@ VARIANTS = [
     ),
     *BLIND_CLASS_VARIANTS,
     *PINNED_CHOICE_VARIANTS,
+    *PINNED_RULE_VARIANTS,
 ]

@@ -684,3 +684,139 @@ class SseTokensNeverExpire(ServerCore):
             return True
 
         yield from filtered(super().tick(now_ms), sse_expiry)
+
+
+class ErrorsHeldUntilTheNextPong(ServerCore):
+    """MSG-008: pings are answered on a fast path; errors wait in a per-connection queue
+    that is flushed only after the next pong, so a later ping overtakes earlier refusals."""
+
+    held: dict[str, list[Effect]]
+
+    def receive_text(self, client_id: str, data: str | bytes, now_ms: int) -> Step[None]:
+        held = self.__dict__.setdefault("held", {}).setdefault(client_id, [])
+        step = super().receive_text(client_id, data, now_ms)
+        answer: Any = None
+        ponged = False
+        while True:
+            try:
+                effect = step.send(answer)
+            except StopIteration:
+                break
+            if isinstance(effect, Send) and effect.message.get("type") == "error":
+                held.append(effect)
+                answer = None
+                continue
+            ponged = ponged or (isinstance(effect, Send) and effect.message.get("type") == "pong")
+            answer = yield effect
+        if ponged:
+            while held:
+                yield held.pop(0)
+
+
+def _fifteen_digits(value: Any) -> Any:
+    """Numbers kept as 15 significant digits, as a REAL column printed with %.15g keeps them."""
+    if isinstance(value, bool) or value is None or isinstance(value, str):
+        return value
+    if isinstance(value, int | float):
+        return float(f"{value:.15g}")
+    if isinstance(value, list):
+        return [_fifteen_digits(item) for item in value]
+    if isinstance(value, dict):
+        return {key: _fifteen_digits(item) for key, item in value.items()}
+    return value
+
+
+class EventNumbersRoundedToFifteenDigits(ServerCore):
+    """STREAM-012: published data is stored with numbers cut to 15 significant digits, so
+    2^60 arrives as a different double."""
+
+    def publish_event(
+        self, stream_id: str, event_type: str, tags: list[str], data: Any, now_ms: int
+    ) -> Step[Any]:
+        return super().publish_event(stream_id, event_type, tags, _fifteen_digits(data), now_ms)
+
+
+class EmptyChatAfterSanitizingRefused(ServerCore):
+    """CHAT-008: a message whose content is empty once sanitized is refused instead of
+    being distributed with empty content."""
+
+    def on_chat_message(self, connection: Connection, message: Message, now_ms: int) -> Step[None]:
+        from reference_server.core.policy import sanitize_chat_content
+
+        if not sanitize_chat_content(message["payload"]["content"]).strip():
+            raise Refused("invalid_payload", "content is empty after sanitizing", "CHAT-008")
+        yield from super().on_chat_message(connection, message, now_ms)
+
+
+class LeavingNeedsRoomLeave(ServerCore):
+    """ROOM-013: room_leave is refused to a member whose token lacks room:leave."""
+
+    def on_room_leave(self, connection: Connection, message: Message, now_ms: int) -> Step[None]:
+        self._require(connection, "room:leave", "ROOM-013")
+        yield from super().on_room_leave(connection, message, now_ms)
+
+
+class RejoinSkipsTheRoomRules(ServerCore):
+    """ROOM-014: a member's repeated join is accepted without judging the room's rules
+    again (a wrong password passes)."""
+
+    def on_room_join(self, connection: Connection, message: Message, now_ms: int) -> Step[None]:
+        room_id = message["payload"]["roomId"]
+        room = self.config.room(room_id)
+        if room_id in connection.rooms and room is not None and room.password is not None:
+            payload = {**message["payload"], "password": room.password}
+            message = {**message, "payload": payload}
+        yield from super().on_room_join(connection, message, now_ms)
+
+
+class SseChannelsCheckedBeforeSubscribe(ServerCore):
+    """SSE-014: an unknown channel is reported (404) before a missing stream:subscribe."""
+
+    def check_event_stream(self, principal: Principal, channels: list[str]) -> None:
+        for stream_id in channels:
+            if self.config.stream(stream_id) is None:
+                raise Refused("not_found", f"no stream {stream_id}", "SSE-006")
+        super().check_event_stream(principal, channels)
+
+
+class SseRequestsCountTowardTheRateLimit(ServerCore):
+    """SSE-015: each SSE request uses a slot of its user's message window."""
+
+    def open_event_stream(
+        self,
+        principal: Principal,
+        channels: list[str],
+        cursor: dict[str, str] | None,
+        now_ms: int,
+    ) -> tuple[str, Step[dict[str, str]]]:
+        client_id, opening = super().open_event_stream(principal, channels, cursor, now_ms)
+        rate = self.config.rate_limit
+
+        def counted() -> Step[dict[str, str]]:
+            yield from ask(
+                lambda b: b.rate_limit_hit(
+                    principal.user_id, now_ms, rate.window_ms, rate.max_messages
+                )
+            )
+            return (yield from opening)
+
+        return client_id, counted()
+
+
+class TokensExpireASecondEarly(ServerCore):
+    """AUTH-014: exp is read as the last second of validity's start, so connections are
+    closed one second before exp."""
+
+    def connect(self, principal: Principal, now_ms: int) -> tuple[str, Step[None]]:
+        if principal.expires_at is not None:
+            principal = replace(principal, expires_at=principal.expires_at - 1)
+        return super().connect(principal, now_ms)
+
+
+class CleanupAwaitsTheClosingHandshake(ServerCore):
+    """LIFE-009: after the server sends its close frame, rooms are left only once the
+    peer has completed the closing handshake and the socket is gone."""
+
+    def _ended(self, connection: Connection) -> Step[None]:
+        return
+        yield
