@@ -749,3 +749,96 @@ class Client:
             self.ws.socket.shutdown(socket.SHUT_RDWR)
         self.ws.close_socket()  # wakes websockets' reader, hence ours, without a close frame
         self._reader.join(timeout=2.0)
+
+
+class SilentPeer:
+    """A WebSocket client that never answers the server's close frame (LIFE-009).
+
+    It speaks through websockets' sans-I/O protocol on a socket of its own, so the close
+    reply the protocol prepares is simply never written: the closing handshake stays
+    incomplete until the server cuts the connection.
+    """
+
+    def __init__(
+        self, url: str, token: str, *, label: str, transcript: Transcript, protocol_version: str
+    ) -> None:
+        from websockets.client import ClientProtocol
+        from websockets.uri import parse_uri
+
+        self.label = label
+        self.transcript = transcript
+        self.protocol_version = protocol_version
+        uri = parse_uri(url)
+        self._protocol = ClientProtocol(uri, subprotocols=[Subprotocol(SUBPROTOCOL)])
+        request = self._protocol.connect()
+        request.headers["Authorization"] = f"Bearer {token}"
+        self._protocol.send_request(request)
+        self._socket = socket.create_connection((uri.host, uri.port), timeout=5.0)
+        if uri.secure:
+            import ssl
+
+            context = ssl.create_default_context()
+            self._socket = context.wrap_socket(self._socket, server_hostname=uri.host)
+        self._ids = itertools.count(1)
+        self._texts: list[Message] = []
+        self._eof = False
+        self._flush()
+        transcript.add(label, "sent", "handshake", f"GET {uri.path} (token in header)")
+
+    def _flush(self) -> None:
+        self._socket.sendall(b"".join(self._protocol.data_to_send()))
+
+    def send(self, type_: str, payload: dict[str, Any]) -> str:
+        """Send one envelope; the id it carries."""
+        message = {
+            "id": f"{self.label}-{next(self._ids)}",
+            "type": type_,
+            "timestamp": now_rfc3339(),
+            "payload": payload,
+            "metadata": {"version": self.protocol_version, "source": "client"},
+        }
+        text = orjson.dumps(message)
+        self.transcript.add(self.label, "sent", "text", text.decode())
+        self._protocol.send_text(text)
+        self._flush()
+        return str(message["id"])
+
+    def expect(self, where: Callable[[Message], bool], timeout: float) -> Message | None:
+        """The first text message ``where`` selects, reading for at most ``timeout`` s."""
+        deadline = time.monotonic() + timeout
+        while True:
+            for index, message in enumerate(self._texts):
+                if where(message):
+                    return self._texts.pop(index)
+            left = deadline - time.monotonic()
+            if left <= 0 or self._eof:
+                return None
+            self._read(left)
+
+    def _read(self, timeout: float) -> None:
+        self._socket.settimeout(timeout)
+        try:
+            data = self._socket.recv(65536)
+        except TimeoutError:
+            return
+        except OSError:
+            data = b""
+        if data:
+            self._protocol.receive_data(data)
+        else:
+            self._eof = True
+            self._protocol.receive_eof()
+        from websockets.frames import Frame, Opcode
+
+        for event in self._protocol.events_received():
+            if isinstance(event, Frame) and event.opcode is Opcode.TEXT:
+                text = bytes(event.data).decode("utf-8", "replace")
+                with contextlib.suppress(orjson.JSONDecodeError):
+                    self._texts.append(orjson.loads(text))
+                self.transcript.add(self.label, "received", "text", clip(text, 300))
+        # Whatever the protocol prepared (its close reply above all) is never written.
+        self._protocol.data_to_send()
+
+    def drop(self) -> None:
+        with contextlib.suppress(OSError):
+            self._socket.close()

@@ -9,7 +9,7 @@ import time
 import pytest
 
 from conformance import spec, steps
-from conformance.client import Client, json_text
+from conformance.client import Client, SilentPeer, json_text
 from conformance.harness import Harness
 
 HEARTBEAT_TIMEOUT = spec.close_code("heartbeat_timeout")
@@ -188,3 +188,58 @@ def test_ending_a_connection_removes_the_client_from_every_room(rep: Harness, ho
             expected=f"{leaver.label} ({leaver.client_id}) gone from {rooms[0]}'s members",
             received=f"room_join_response still lists it: {steps.members_of(listed)}",
         )
+
+
+@pytest.mark.requirements("LIFE-009", "ROOM-006")
+@pytest.mark.features("rooms")
+def test_cleanup_does_not_wait_for_the_peers_closing_handshake(rep: Harness) -> None:
+    """The leaver asks to disconnect and never answers the server's close frame: the
+    room is told within the answer timeout all the same."""
+    watcher = rep.connect(label="watcher")
+    room = steps.populated_room(rep, watcher)
+    user = rep.user("silent")
+    peer = SilentPeer(
+        rep.target.node.ws_url,
+        rep.token(user),
+        label="silent",
+        transcript=rep.transcript,
+        protocol_version=rep.profile.protocol_version,
+    )
+    try:
+        answer = rep.timeouts.answer
+        welcome = peer.expect(lambda m: m.get("type") == "auth", answer)
+        client_id = (welcome or {}).get("payload", {}).get("clientId")
+        if not isinstance(client_id, str):
+            raise rep.fail(
+                "AUTH-010",
+                sent="a handshake with a valid token",
+                expected="an auth welcome carrying the clientId",
+                received=json_text(welcome) if welcome else "nothing",
+            )
+        joined = peer.send("room_join", {"roomId": room})
+        if (
+            peer.expect(lambda m: m.get("metadata", {}).get("correlation_id") == joined, answer)
+            is None
+        ):
+            raise rep.fail(
+                "ROOM-001",
+                sent=f"room_join {room} from a second connection",
+                expected="a room_join_response",
+                received="nothing",
+            )
+        watcher.expect(
+            "user_join",
+            where=lambda m: m.get("payload", {}).get("clientId") == client_id,
+            requirement="ROOM-004",
+            description=f"a user_join for {client_id} in {room}",
+        )
+        peer.send("disconnect", {})
+        watcher.expect(
+            "user_leave",
+            where=lambda m: m.get("payload", {}).get("clientId") == client_id,
+            requirement="LIFE-009",
+            description=f"a user_leave for {client_id}, whose peer has not answered the "
+            "server's close frame (the cleanup must not wait for it)",
+        )
+    finally:
+        peer.drop()

@@ -371,6 +371,12 @@ PINNED_CHOICE_VARIANTS = [
 #: Variants of rules the spec pins for interoperability, each caught by its own check.
 PINNED_RULE_VARIANTS = [
     Variant(
+        "rep-v1-selected-when-not-offered",
+        "WS-010",
+        ("test_a_handshake_without_rep_v1_is_served_without_a_subprotocol",),
+        patch=rep_v1_always_selected,
+    ),
+    Variant(
         "lone-surrogates-replaced",
         "ENV-016",
         ("test_a_lone_surrogate_is_answered_with_invalid_json",),
@@ -435,6 +441,12 @@ PINNED_RULE_VARIANTS = [
         "AUTH-014",
         ("test_a_connection_is_closed_with_4001_when_its_token_expires",),
         core=cores.TokensExpireASecondEarly,
+    ),
+    Variant(
+        "cleanup-awaits-the-closing-handshake",
+        "LIFE-009",
+        ("test_cleanup_does_not_wait_for_the_peers_closing_handshake",),
+        core=cores.CleanupAwaitsTheClosingHandshake,
     ),
 ]
 

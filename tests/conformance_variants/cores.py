@@ -6,6 +6,7 @@ never in the shipped kit.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from dataclasses import replace
 from types import SimpleNamespace
@@ -814,9 +815,16 @@ class TokensExpireASecondEarly(ServerCore):
 
 
 class CleanupAwaitsTheClosingHandshake(ServerCore):
-    """LIFE-009: after the server sends its close frame, rooms are left only once the
-    peer has completed the closing handshake and the socket is gone."""
+    """LIFE-009: after sending its close frame the server leaves the rooms only once the
+    closing handshake is over; for a peer that never answers, that is when its close
+    timeout (5 s here; websockets' default is 10 s) runs out."""
 
     def _ended(self, connection: Connection) -> Step[None]:
         return
         yield
+
+    def disconnected(self, client_id: str) -> Step[None]:
+        connection = self.connections.get(client_id)
+        if connection is not None and not connection.is_open:  # the server closed it
+            yield from ask(lambda b: asyncio.sleep(5))
+        yield from super().disconnected(client_id)
