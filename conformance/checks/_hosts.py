@@ -11,6 +11,8 @@ from __future__ import annotations
 import ipaddress
 from collections.abc import Iterator
 
+from hypothesis import strategies as st
+
 #: One address of each IPv4 range CHAT-004 refuses, by range.
 REFUSED_V4 = {
     "loopback": "127.0.0.1",
@@ -21,6 +23,18 @@ REFUSED_V4 = {
     "unspecified": "0.0.0.0",
     "multicast": "224.0.0.1",
     "reserved": "240.0.0.1",
+}
+
+#: Each IPv4 range CHAT-004 refuses, whole: a generated host may be any address in it.
+REFUSED_V4_NETWORKS = {
+    "loopback": "127.0.0.0/8",
+    "private-10": "10.0.0.0/8",
+    "private-172": "172.16.0.0/12",
+    "private-192": "192.168.0.0/16",
+    "link-local": "169.254.0.0/16",
+    "unspecified": "0.0.0.0/32",
+    "multicast": "224.0.0.0/4",
+    "reserved": "240.0.0.0/4",
 }
 
 #: IPv6 addresses of the refused ranges.
@@ -63,3 +77,24 @@ def other_refused_urls() -> list[tuple[str, str]]:
         ("file", "file:///etc/passwd"),
     ]
     return urls
+
+
+@st.composite
+def _refused_v4(draw: st.DrawFn) -> tuple[str, str]:
+    name = draw(st.sampled_from(sorted(REFUSED_V4_NETWORKS)))
+    network = ipaddress.IPv4Network(REFUSED_V4_NETWORKS[name])
+    number = draw(st.integers(int(network.network_address), int(network.broadcast_address)))
+    notation, host = draw(st.sampled_from(list(ipv4_forms(str(ipaddress.IPv4Address(number))))))
+    return f"{name} {notation}", host
+
+
+@st.composite
+def refused_attachment_urls(draw: st.DrawFn) -> tuple[str, str]:
+    """(label, url): any address of a refused range in any notation, or a refused IPv6
+    address or localhost name, under http or https, with or without a port and path."""
+    others = [(f"v6 {h}", f"[{h}]") for h in REFUSED_V6] + [(f"name {n}", n) for n in REFUSED_NAMES]
+    label, host = draw(st.one_of(_refused_v4(), st.sampled_from(others)))
+    scheme = draw(st.sampled_from(["http", "https", "HTTP"]))
+    port = draw(st.one_of(st.just(""), st.integers(1, 65535).map(lambda p: f":{p}")))
+    path = draw(st.sampled_from(["/cat.png", "/", "", "/a/b?x=1#f"]))
+    return label, f"{scheme}://{host}{port}{path}"

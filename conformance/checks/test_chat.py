@@ -9,6 +9,9 @@ import pytest
 from conformance import spec, steps
 from conformance.checks import _hosts
 from conformance.client import Client, Message, json_text
+from conformance.generation import settings as run_settings
+from conformance.generation.explore import explore
+from conformance.generation.scenario import Runner
 from conformance.harness import Harness
 from conformance.jsonvalues import same_json
 
@@ -172,6 +175,51 @@ def test_attachment_urls_to_internal_hosts_or_other_schemes_are_refused(
         sent = chat(sender, room, f"look ({form})", metadata={"attachments": attachments})
         sender.expect_refusal(INVALID_PAYLOAD, of=sent, requirement="CHAT-004")
     member.expect_none("chat_message", within=0.0, requirement="ERR-004", description="a copy")
+
+
+@pytest.mark.requirements("CHAT-004", "ERR-004")
+def test_generated_internal_attachment_hosts_are_refused(rep: Harness) -> None:
+    """Random addresses anywhere in each refused range, in random notations, ports and
+    paths: every one refused, and the room gets no copy (a fixed list of one address per
+    range misses a server whose ranges are too narrow)."""
+    check = "test_chat.py::test_generated_internal_attachment_hosts_are_refused"
+
+    def body(runner: Runner, case: tuple[str, str]) -> None:
+        form, url = case
+        room = runner.name("hosts-room")
+        runner.connect("member", runner.name("member"))
+        runner.connect("sender", runner.name("sender"))
+        runner.request("member", "room_join", {"roomId": room})
+        runner.request("sender", "room_join", {"roomId": room})
+        runner.expect_delivery(
+            "member",
+            {"type": "user_join", "about": "sender", "roomId": room},
+            requirement="ROOM-004",
+        )
+        payload = {
+            "roomId": room,
+            "content": f"look ({form})",
+            "metadata": {"attachments": [{"type": "image", "url": url}]},
+        }
+        sent = runner.send_message("sender", "chat_message", payload)
+        runner.expect_refusal(
+            "sender",
+            INVALID_PAYLOAD,
+            sent,
+            code_requirement="CHAT-004",
+            violates="CHAT-004",
+            description=f"an attachment URL {url} ({form})",
+        )
+        runner.expect_quiet("member", requirement="ERR-004", about=f"the refused chat ({url})")
+
+    explore(
+        rep,
+        check=check,
+        strategy=_hosts.refused_attachment_urls(),
+        body=body,
+        max_examples=run_settings.budget().valid_examples,
+        describe=lambda case: f"attachment URL {case[1]} ({case[0]})",
+    )
 
 
 @pytest.mark.requirements("CHAT-004")

@@ -9,15 +9,17 @@ requirement the kit must report.
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 from typing import Any
+from urllib.parse import urlsplit
 
 from reference_server.broker.base import Broker, Publication, StreamRead
 from reference_server.config import ServerConfig
 from reference_server.core.connection import Connection
 from reference_server.core.effects import Effect, Publish, Step, ask
-from reference_server.core.server import ServerCore, room_topic
+from reference_server.core.server import Refused, ServerCore, room_topic
 from rep_spec import MessageValidator, Problem, decode_text_frame
 from tests.conformance_variants import cores
 
@@ -189,6 +191,62 @@ class DuplicateOnSseResume(ServerCore):
         return positions
 
 
+#: The refused IPv4 ranges as a hand-written table that is too narrow: each holds the
+#: well-known address (127.0.0.1, the cloud metadata address, ...) but not the whole range.
+NARROW_RANGES = tuple(
+    ipaddress.IPv4Network(network)
+    for network in (
+        "127.0.0.0/24",
+        "10.0.0.0/8",
+        "172.16.0.0/16",
+        "192.168.0.0/24",
+        "169.254.169.0/24",
+        "0.0.0.0/32",
+        "224.0.0.0/24",
+        "240.0.0.0/24",
+    )
+)
+
+
+def _narrow_refusal(url: str) -> str | None:
+    """The reference's reading of every notation, judged against the narrow table."""
+    from reference_server.core.policy import _literal_ip, refused_attachment_host
+
+    host = (urlsplit(url).hostname or "").rstrip(".")
+    address = _literal_ip(host)
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        address = address.ipv4_mapped
+    if not isinstance(address, ipaddress.IPv4Address):
+        return refused_attachment_host(url)
+    return "internal address" if any(address in net for net in NARROW_RANGES) else None
+
+
+class AttachmentRangesTooNarrow(ServerCore):
+    """CHAT-004: every notation is read right, but each refused IPv4 range is cut down to
+    a /24 or so around its best-known address; 127.8.9.10 or 192.168.200.1 slip through."""
+
+    def on_chat_message(self, connection: Connection, message: Message, now_ms: int) -> Step[None]:
+        payload = message["payload"]
+        metadata = payload.get("metadata", {})
+        attachments = metadata.get("attachments")
+        if not attachments:
+            yield from super().on_chat_message(connection, message, now_ms)
+            return
+        for index, attachment in enumerate(attachments):
+            reason = _narrow_refusal(attachment["url"])
+            if reason is not None:
+                raise Refused("invalid_payload", f"attachment {index}: {reason}", "CHAT-004")
+        bare = {**message, "payload": {**payload, "metadata": {**metadata, "attachments": []}}}
+
+        def restore(effect: Effect) -> Effect:
+            if isinstance(effect, Publish):
+                copy = effect.publication.message["payload"]
+                copy["metadata"] = {**copy.get("metadata", {}), "attachments": attachments}
+            return effect
+
+        yield from mapped(super().on_chat_message(connection, bare, now_ms), restore)
+
+
 @dataclass(frozen=True)
 class FuzzVariant:
     name: str
@@ -245,5 +303,11 @@ FUZZ_VARIANTS = [
         "STREAM-005",
         "test_stream_programs_deliver_each_event_once_over_websocket_and_sse",
         cores.BeyondNewestIsNoGap,
+    ),
+    FuzzVariant(
+        "attachment-ranges-too-narrow",
+        "CHAT-004",
+        "test_generated_internal_attachment_hosts_are_refused",
+        AttachmentRangesTooNarrow,
     ),
 ]
