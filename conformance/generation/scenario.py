@@ -259,10 +259,41 @@ class Runner:
         return connected
 
     def do_close(self, client: str) -> None:
+        before = self._connection_count()
         self.clients[client].close()
+        self._settle(before)
 
     def do_drop(self, client: str) -> None:
+        before = self._connection_count()
         self.clients[client].drop()
+        self._settle(before)
+
+    def _connection_count(self) -> int | None:
+        """/stats connections, or None when /stats gives no count (its own checks judge it)."""
+        try:
+            response = self.rep.http.get("/stats")
+            count = response.json().get("connections") if response.status == 200 else None
+        except Exception:
+            return None
+        return count if isinstance(count, int) else None
+
+    def _settle(self, before: int | None) -> None:
+        """Let the server see a closed or dropped connection before the program goes on.
+
+        Nothing in the protocol tells another client when a server has noticed that a
+        connection ended, and a busy server may take a moment; a join sent meanwhile would
+        legitimately still list the departed member. /stats is the one observable sign, so
+        wait (bounded by the answer timeout) until it counts one connection less. A wait
+        that runs out judges nothing: the program goes on, and /stats has checks of its own.
+        """
+        if before is None:
+            return
+        deadline = time.monotonic() + self.within
+        while time.monotonic() < deadline:
+            now = self._connection_count()
+            if now is None or now < before:
+                return
+            time.sleep(0.02)
 
     def do_send(self, client: str, text: str | None = None, binary: str | None = None) -> None:
         target = self.clients[client]
