@@ -20,6 +20,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from tests.reference_server.redis_fixture import stop_process
+
 ROOT = Path(__file__).resolve().parents[2]
 CONFIG = ROOT / "deploy" / "haproxy" / "haproxy.cfg"
 BACKEND = "rep_nodes"
@@ -103,14 +105,7 @@ class Balancer:
 
     def stop(self) -> None:
         process, self._process = self._process, None
-        if process is None:
-            return
-        process.terminate()
-        try:
-            process.wait(STOP_TIMEOUT_S)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(STOP_TIMEOUT_S)
+        stop_process(process, STOP_TIMEOUT_S)
 
     def log(self, tail: int = 4000) -> str:
         """The end of haproxy's output: its messages, and one access-log line per session."""

@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 
 from conformance.reference import healthy
-from tests.reference_server.redis_fixture import HOST, free_port
+from tests.reference_server.redis_fixture import HOST, free_port, stop_process
 
 START_TIMEOUT_S = 20.0
 STOP_TIMEOUT_S = 10.0
@@ -82,14 +82,7 @@ class NodeProcess:
 
     def stop(self) -> None:
         process, self._process = self._process, None
-        if process is None:
-            return
-        process.terminate()
-        try:
-            process.wait(STOP_TIMEOUT_S)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(STOP_TIMEOUT_S)
+        stop_process(process, STOP_TIMEOUT_S)
 
     def log(self) -> str:
         try:

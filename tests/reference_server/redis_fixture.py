@@ -51,6 +51,18 @@ def redis_executable() -> str:
     return path
 
 
+def stop_process(process: subprocess.Popen[bytes] | None, timeout: float = STOP_TIMEOUT_S) -> None:
+    """SIGTERM, then SIGKILL if the process has not exited within ``timeout``."""
+    if process is None:
+        return
+    process.terminate()
+    try:
+        process.wait(timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(timeout)
+
+
 class RedisProcess:
     """One redis-server without persistence; stop() and start() keep its port."""
 
@@ -102,14 +114,7 @@ class RedisProcess:
 
     def stop(self) -> None:
         process, self._process = self._process, None
-        if process is None:
-            return
-        process.terminate()
-        try:
-            process.wait(STOP_TIMEOUT_S)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(STOP_TIMEOUT_S)
+        stop_process(process)
 
 
 @pytest.fixture(scope="session")
