@@ -57,8 +57,7 @@ def two_processes(
     config.write_text("rate_limit: {window_ms: 60000, max_messages: 1000}\n")
     secret = secrets.token_urlsafe(32)
     nodes = tuple(
-        NodeProcess(f"node-{name}", tmp_path, config, own_redis_server.url, secret)
-        for name in "ab"
+        NodeProcess(f"node-{name}", tmp_path, config, own_redis_server.url, secret) for name in "ab"
     )
     try:
         for node in nodes:
