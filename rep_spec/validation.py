@@ -320,7 +320,7 @@ def default_backend() -> SchemaBackend:
 
 def correlation_id_of(message: object) -> str | None:
     """The id to correlate an answer with, when the message has a readable one (ERR-003)."""
-    if isinstance(message, Mapping):
+    if type(message) is dict or isinstance(message, Mapping):  # the first test is the cheap one
         candidate = message.get("id")
         if isinstance(candidate, str) and 1 <= len(candidate) <= 128:
             return candidate

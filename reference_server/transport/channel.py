@@ -1,97 +1,135 @@
-"""One client's outbound side: a bounded queue drained by a writer task.
+"""One client's outbound side: framed bytes, bounded, written to the socket without a task.
 
-WebSocket and SSE clients differ only in how a message is framed; the queue, its bounds
-and the close-behind-backlog rule are shared (WS-008, SSE-010: never buffer without bound).
-The bound counts what is really held for the client: the queued messages' bytes and the
-transport's write buffer, so a client that stopped reading is closed instead of holding
-megabytes in the send path.
+A message is framed when it is pushed and handed to the socket at the end of the current
+loop iteration, together with whatever else that iteration produced for the same client
+(corking): a fan-out costs one call per member instead of a writer task's wake-up, and the
+replies to several frames read at once leave in one send.
+
+The bound (WS-008, SSE-010: never buffer without bound) counts what is really held for the
+client: the bytes not yet handed over plus the socket's unsent buffer, and the messages
+handed over while that buffer was not empty. A client that stops reading is closed instead
+of holding megabytes in the send path.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
-from dataclasses import dataclass
 from typing import Any, Protocol
 
 import orjson
-from aiohttp import WSMsgType, web
+from aiohttp import web
+
+from reference_server.transport.framing import websocket_text_frame
 
 log = logging.getLogger("reference_server.transport")
-#: How long a close may wait behind a backlog, or for the client's closing handshake, before
-#: the connection is cut. Also bounds how long shutdown waits for a client that stopped
-#: reading.
+#: How long a close may wait for the client's closing handshake, or for a client that
+#: stopped reading to take its backlog, before the connection is cut. Also bounds how long
+#: shutdown waits for a client that stopped reading.
 CLOSE_GRACE_SECONDS = 2.0
 
 
-@dataclass(frozen=True)
-class _CloseRequest:
-    code: int
-    reason: str
-
-
 class OutboundChannel(Protocol):
-    def push(self, message: dict[str, Any]) -> bool: ...
+    def push(self, message: dict[str, Any], data: bytes | None = None) -> bool:
+        """Queue ``message`` (``data``: its JSON, when the caller encoded it already)."""
+        ...
 
     def close(self, code: int, reason: str) -> None: ...
 
     async def finish(self, grace_seconds: float = 1.0) -> None: ...
 
 
-class BoundedQueue:
-    """Encoded messages waiting for one client, bounded in count and in bytes held."""
+class Outbox:
+    """Bytes waiting for one client, written to its transport once per loop iteration."""
 
     def __init__(
-        self, transport: asyncio.BaseTransport | None, limit: int, limit_bytes: int
+        self,
+        transport: asyncio.BaseTransport | None,
+        limit: int,
+        limit_bytes: int,
+        *,
+        held: bool = False,
     ) -> None:
-        self._transport = transport
-        self._items: asyncio.Queue[Any] = asyncio.Queue(limit)
+        self._transport = transport if isinstance(transport, asyncio.WriteTransport) else None
+        self._limit = limit
         self._limit_bytes = limit_bytes
-        self.queued_bytes = 0
+        self._parts: list[bytes] = []
+        self._pending_bytes = 0
+        self._backlog = 0  # messages handed over since the socket last had nothing unsent
+        self._flush: asyncio.Handle | None = None
+        self._held = held
+
+    def unsent_bytes(self) -> int:
+        """What the transport has accepted but not yet sent."""
+        transport = self._transport
+        if transport is None or transport.is_closing():
+            return 0
+        return transport.get_write_buffer_size()
 
     def held_bytes(self) -> int:
-        """Queued bytes plus what the transport has accepted but not yet sent."""
-        transport = self._transport
-        buffered = 0
-        if isinstance(transport, asyncio.WriteTransport) and not transport.is_closing():
-            buffered = transport.get_write_buffer_size()
-        return self.queued_bytes + buffered
+        return self._pending_bytes + self.unsent_bytes()
 
-    def put(self, item: Any, size: int) -> bool:
+    def put(self, data: bytes) -> bool:
         """False when the client already holds too much (it is not reading)."""
-        if self.held_bytes() + size > self._limit_bytes:
+        unsent = self.unsent_bytes()
+        if not unsent and not self._parts:
+            self._backlog = 0
+        if self._backlog >= self._limit or (
+            self._pending_bytes + unsent + len(data) > self._limit_bytes
+        ):
             return False
-        try:
-            self._items.put_nowait((item, size))
-        except asyncio.QueueFull:
-            return False
-        self.queued_bytes += size
+        self._backlog += 1
+        self._append(data)
         return True
 
-    def put_control(self, item: Any) -> bool:
-        """A close or keep-alive: bounded in count only (it is a few bytes)."""
-        try:
-            self._items.put_nowait((item, 0))
-        except asyncio.QueueFull:
-            return False
-        return True
+    def put_control(self, data: bytes) -> None:
+        """A keep-alive: a few bytes, outside the bound (a full outbox is activity enough)."""
+        self._append(data)
 
-    async def get(self) -> Any:
-        item, size = await self._items.get()
-        self.queued_bytes -= size
-        return item
+    def _append(self, data: bytes) -> None:
+        self._parts.append(data)
+        self._pending_bytes += len(data)
+        if self._flush is None and not self._held:
+            self._flush = asyncio.get_running_loop().call_soon(self.flush)
+
+    def release(self) -> None:
+        """Start writing (an outbox made ``held`` waits until what must go first has gone)."""
+        self._held = False
+        self.flush()
+
+    def flush(self) -> None:
+        """Hand everything waiting to the transport now, in one write."""
+        if self._flush is not None:
+            self._flush.cancel()
+            self._flush = None
+        if not self._parts or self._held:
+            return
+        data = self._parts[0] if len(self._parts) == 1 else b"".join(self._parts)
+        self.discard()
+        transport = self._transport
+        if transport is not None and not transport.is_closing():
+            transport.write(data)
+
+    def discard(self) -> None:
+        """Drop what was not handed over yet (the close of a slow consumer goes first)."""
+        self._parts.clear()
+        self._pending_bytes = 0
 
     def cut(self) -> None:
         """End the connection now: the client did not take what it was sent in time."""
-        transport = self._transport
+        self.discard()
         # Even a transport already closing: close() waits for the peer to take the buffer.
-        if isinstance(transport, asyncio.WriteTransport):
-            transport.abort()
+        if self._transport is not None:
+            self._transport.abort()
+
+
+_shared_text_frame = functools.lru_cache(maxsize=8)(websocket_text_frame)
 
 
 class WebSocketChannel:
-    """Messages are written in order; a close is queued behind what was sent before it."""
+    """Text frames written in order; a close goes behind what was pushed before it."""
 
     def __init__(
         self,
@@ -101,64 +139,57 @@ class WebSocketChannel:
         limit_bytes: int,
     ) -> None:
         self._ws = ws
-        self._queue = BoundedQueue(transport, limit, limit_bytes)
-        self._writer: asyncio.Task[Any] = asyncio.create_task(self._write())
+        self._outbox = Outbox(transport, limit, limit_bytes)
         self._overflowed = False
+        self._closing: asyncio.Task[Any] | None = None
         self.sent_close_code: int | None = None
 
-    def push(self, message: dict[str, Any]) -> bool:
-        """Queue a message; False when the client holds too much already."""
-        data = orjson.dumps(message)
-        if not self._queue.put(data, len(data)):
-            self._overflowed = True
-            return False
-        return True
+    def push(self, message: dict[str, Any], data: bytes | None = None) -> bool:
+        """Frame and queue a message; False when the client holds too much already."""
+        if self.sent_close_code is not None:
+            return True  # the connection is ending: what comes after the close is dropped
+        if data is None:
+            framed = websocket_text_frame(orjson.dumps(message))
+        else:  # a publication: framed once for every local member, not once each
+            framed = _shared_text_frame(data)
+        if self._outbox.put(framed):
+            return True
+        self._overflowed = True
+        return False
 
     def close(self, code: int, reason: str) -> None:
         if self.sent_close_code is not None:
             return
         self.sent_close_code = code
-        if self._overflowed or not self._queue.put_control(_CloseRequest(code, reason)):
-            # A slow consumer: its backlog is the problem, so the close frame goes ahead of
-            # it, straight behind what the socket already holds.
-            self._close_now(code, reason)
-        # A writer stuck on a client that stopped reading must not hold the close forever.
+        if self._overflowed:
+            # WS-008: a slow consumer's backlog is the problem, so the close frame goes
+            # ahead of it, straight behind what the socket already holds.
+            self._outbox.discard()
+        else:
+            self._outbox.flush()
+        self._closing = asyncio.create_task(self._ws.close(code=code, message=reason.encode()))
+        # A client that stopped reading never answers the close: cut it after the grace.
         asyncio.get_running_loop().call_later(CLOSE_GRACE_SECONDS, self._cut_if_stuck, code)
 
     def _cut_if_stuck(self, code: int) -> None:
-        # Done or not, the writer may have left the transport closing gracefully, which
+        # Done or not, the close may have left the transport closing gracefully, which
         # waits for a peer that does not read: abort it (a no-op once it is gone).
-        if not self._writer.done():
+        if self._closing is not None and not self._closing.done():
             log.info("closing with %s took over %.0f s: connection cut", code, CLOSE_GRACE_SECONDS)
-            self._writer.cancel()
-        self._queue.cut()
-
-    def _close_now(self, code: int, reason: str) -> None:
-        self._writer.cancel()
-        self._writer = asyncio.create_task(self._ws.close(code=code, message=reason.encode()))
-
-    async def _write(self) -> None:
-        while True:
-            item = await self._queue.get()
-            if item is None:  # finish(): everything before it has been written
-                return
-            if isinstance(item, _CloseRequest):
-                await self._ws.close(code=item.code, message=item.reason.encode())
-                return
-            try:
-                await self._ws.send_frame(item, WSMsgType.TEXT)
-            except (ConnectionError, RuntimeError) as exc:
-                log.debug("dropping message for a closed socket: %s", exc)
-                return
+            self._closing.cancel()
+        self._outbox.cut()
 
     async def finish(self, grace_seconds: float = 1.0) -> None:
-        """Let queued messages (and a queued close) go out within the grace, then cut."""
-        self._queue.put_control(None)
+        """Hand over what is queued; give a close in progress the grace, then cut."""
+        self._outbox.flush()
+        closing = self._closing
+        if closing is None:
+            return
         with contextlib.suppress(TimeoutError, asyncio.CancelledError):
             async with asyncio.timeout(grace_seconds):
-                await asyncio.shield(self._writer)
-        if not self._writer.done():
-            self._writer.cancel()
-            self._queue.cut()
+                await asyncio.shield(closing)
+        if not closing.done():
+            closing.cancel()
+            self._outbox.cut()
         with contextlib.suppress(asyncio.CancelledError, ConnectionError, RuntimeError):
-            await self._writer
+            await closing

@@ -9,6 +9,7 @@ import asyncio
 import time
 from typing import TypeVar
 
+import orjson
 from aiohttp import web
 
 from reference_server.auth import Principal, TokenVerifier, authenticate
@@ -48,13 +49,13 @@ class Node:
     async def _apply(self, effect: Send | Close) -> None:
         self._apply_now(effect)
 
-    def _apply_now(self, effect: Send | Close) -> None:
+    def _apply_now(self, effect: Send | Close, data: bytes | None = None) -> None:
         channel = self.channels.get(effect.client_id)
         if channel is None:
             return
         if isinstance(effect, Close):
             channel.close(effect.code, effect.reason)
-        elif not channel.push(effect.message) and effect.client_id not in self._closing:
+        elif not channel.push(effect.message, data) and effect.client_id not in self._closing:
             # WS-008: the close (and the cleanup the core does with the broker) runs as a
             # step of its own; the channel refuses everything else meanwhile.
             task = asyncio.create_task(self.execute(self.core.slow_consumer(effect.client_id)))
@@ -67,8 +68,14 @@ class Node:
         task.add_done_callback(self._telling.discard)
 
     def _on_publication(self, publication: Publication) -> None:
-        for send in self.core.deliver(publication):
-            self._apply_now(send)
+        sends = self.core.deliver(publication)
+        if not sends:
+            return
+        # Encoded once for every local recipient, not once each.
+        shared = publication.message
+        data = orjson.dumps(shared)
+        for send in sends:
+            self._apply_now(send, data if send.message is shared else None)
 
 
 NODE_KEY = web.AppKey("rep_node", Node)

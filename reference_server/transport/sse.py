@@ -9,24 +9,28 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 from typing import Any
 
 import orjson
-from aiohttp import web
+from aiohttp import HttpVersion11, web
 
 from reference_server.auth import AuthRejected
 from reference_server.core.server import Refused
-from reference_server.transport.channel import CLOSE_GRACE_SECONDS, BoundedQueue
+from reference_server.transport.channel import CLOSE_GRACE_SECONDS, Outbox
+from reference_server.transport.framing import http_chunk, sse_event
 from reference_server.transport.node import NODE_KEY, authenticate_request, error_response, now_ms
 from rep_spec import catalog
 
 log = logging.getLogger("reference_server.transport.sse")
 RETRY_MS = 3000
-_Item = dict[str, Any] | bytes | None  # an envelope, a raw comment, or the end
 
 
 def encode_cursor(positions: dict[str, str]) -> str:
+    if len(positions) == 1:  # the usual case, once per event per subscriber
+        ((stream, event),) = positions.items()
+        return f"{stream}={event}"
     return ";".join(f"{stream}={event}" for stream, event in sorted(positions.items()))
 
 
@@ -43,87 +47,80 @@ def decode_cursor(value: str) -> dict[str, str]:
 
 def frame(message: dict[str, Any], cursor: str, data: bytes | None = None) -> bytes:
     """One SSE event; ``data`` is the message already encoded, when the caller has it."""
-    if data is None:
-        data = orjson.dumps(message)  # one line: orjson never emits raw newlines
-    return b"id: %s\nevent: %s\ndata: %s\n\n" % (
-        cursor.encode(),
-        str(message["type"]).encode(),
-        data,
-    )
+    return sse_event(cursor, str(message["type"]), data or orjson.dumps(message))
+
+
+@functools.lru_cache(maxsize=8)
+def _shared_frame(cursor: str, event_type: str, data: bytes, chunked: bool) -> bytes:
+    """A publication is framed once for every subscriber whose cursor is the same (all of
+    them, for the readers of one stream), not once each; ``data`` is its JSON, encoded once
+    per publication, so a lookup hashes it once."""
+    event = sse_event(cursor, event_type, data)
+    return http_chunk(event) if chunked else event
 
 
 class SseChannel:
-    """A bounded queue drained onto one text/event-stream response."""
+    """Events framed onto one text/event-stream response, bounded like a WebSocket's.
+
+    Nothing is written before :meth:`start`: the response's headers and the ``connection``
+    event go first, through aiohttp; then events go straight to the socket, in chunks when
+    the response is chunked.
+    """
 
     def __init__(
         self,
-        response: web.StreamResponse,
         transport: asyncio.BaseTransport | None,
         limit: int,
         limit_bytes: int,
+        *,
+        chunked: bool,
     ) -> None:
-        self._response = response
-        self._queue = BoundedQueue(transport, limit, limit_bytes)
+        self._outbox = Outbox(transport, limit, limit_bytes, held=True)
+        self._chunked = chunked
+        self._ending = False
         self.positions: dict[str, str] = {}
         self.done = asyncio.Event()
-        self._writer: asyncio.Task[None] | None = None
 
     def start(self) -> None:
-        self._writer = asyncio.create_task(self._write())
+        self._outbox.release()
 
-    def push(self, message: dict[str, Any]) -> bool:
-        # Encoded now, so the bound counts real bytes; the cursor is added when written.
-        data = orjson.dumps(message)  # one line: orjson never emits raw newlines
-        return self._queue.put((message, data), len(data))
+    def _framed(self, data: bytes) -> bytes:
+        return http_chunk(data) if self._chunked else data
+
+    def push(self, message: dict[str, Any], data: bytes | None = None) -> bool:
+        if self._ending:
+            return True  # the stream is ending: what comes after the close is dropped
+        if message["type"] == "stream_event":
+            payload = message["payload"]
+            self.positions[payload["streamId"]] = payload["event"]["id"]
+        cursor = encode_cursor(self.positions)
+        if data is None:
+            return self._outbox.put(self._framed(frame(message, cursor)))
+        return self._outbox.put(_shared_frame(cursor, message["type"], data, self._chunked))
 
     def keep_alive(self) -> None:
-        self._queue.put_control(b": keep-alive\n\n")  # a full queue is activity enough
+        if not self._ending:
+            self._outbox.put_control(self._framed(b": keep-alive\n\n"))  # SSE-005
 
     def close(self, code: int, reason: str) -> None:
-        if not self._queue.put_control(None):  # slow consumer: drop the backlog, end now
-            self._abort()
+        """End the stream after what was pushed; a slow consumer's backlog is dropped."""
+        if self._ending:
             return
-        # A writer stuck on a client that stopped reading must not hold the close forever.
-        asyncio.get_running_loop().call_later(CLOSE_GRACE_SECONDS, self._abort)
+        self._ending = True
+        self._outbox.flush()
+        self.done.set()
+        # A client that stopped reading must not keep the socket and its buffer for ever.
+        asyncio.get_running_loop().call_later(CLOSE_GRACE_SECONDS, self._cut_if_stuck)
 
-    def _abort(self) -> None:
-        if not self.done.is_set():
-            if self._writer is not None:
-                self._writer.cancel()
-            self._queue.cut()
-            self.done.set()
-
-    async def _write(self) -> None:
-        try:
-            while True:
-                item = await self._queue.get()
-                if item is None:
-                    return
-                if isinstance(item, bytes):
-                    await self._response.write(item)
-                    continue
-                message, data = item
-                if message["type"] == "stream_event":
-                    payload = message["payload"]
-                    self.positions[payload["streamId"]] = payload["event"]["id"]
-                await self._response.write(frame(message, encode_cursor(self.positions), data))
-        except (ConnectionError, RuntimeError) as exc:
-            log.debug("SSE client went away: %s", exc)
-        finally:
-            self.done.set()
+    def _cut_if_stuck(self) -> None:
+        if self._outbox.unsent_bytes():
+            log.info("SSE stream end took over %.0f s: connection cut", CLOSE_GRACE_SECONDS)
+            self._outbox.cut()
 
     async def finish(self, grace_seconds: float = 1.0) -> None:
-        if self._writer is None:
-            return
-        self._queue.put_control(None)
-        with contextlib.suppress(TimeoutError, asyncio.CancelledError):
-            async with asyncio.timeout(grace_seconds):
-                await asyncio.shield(self._writer)
-        if not self._writer.done():
-            self._writer.cancel()
-            self._queue.cut()
-        with contextlib.suppress(asyncio.CancelledError):
-            await self._writer
+        """Hand over what is queued; nothing may follow, since aiohttp ends the body next."""
+        self._ending = True
+        self._outbox.flush()
 
 
 def cors_headers(request: web.Request, allowed: frozenset[str]) -> dict[str, str]:
@@ -172,11 +169,14 @@ async def events_handler(request: web.Request) -> web.StreamResponse:
             **cors,
         }
     )
+    chunked = request.version >= HttpVersion11
+    if chunked:
+        response.enable_chunked_encoding()  # the channel frames its chunks itself
     channel = SseChannel(
-        response,
         request.transport,
         node.config.outbound_queue_limit,
         node.config.outbound_buffer_bytes,
+        chunked=chunked,
     )
     node.channels[client_id] = channel
     try:
@@ -188,6 +188,7 @@ async def events_handler(request: web.Request) -> web.StreamResponse:
             "protocolVersion": catalog().protocol_version,
             "channels": channels,
         }
+        # Through aiohttp, which sends the headers with the first write.
         await response.write(
             b"retry: %d\n\nid: %s\nevent: connection\ndata: %s\n\n"
             % (RETRY_MS, encode_cursor(positions).encode(), orjson.dumps(hello))

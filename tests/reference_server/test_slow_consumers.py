@@ -20,7 +20,7 @@ import websockets
 from reference_server.auth import mint_token
 from reference_server.config import parse_config
 from reference_server.testing import RunningServer, running_server
-from reference_server.transport.channel import CLOSE_GRACE_SECONDS, BoundedQueue
+from reference_server.transport.channel import CLOSE_GRACE_SECONDS, Outbox
 from reference_server.transport.node import NODE_KEY
 from rep_spec.schema_files import load_json
 from tests.reference_server.netclient import connect
@@ -40,6 +40,7 @@ class FakeTransport(asyncio.WriteTransport):
         super().__init__()
         self.buffered = buffered
         self.aborted = False
+        self.writes: list[bytes] = []
 
     def get_write_buffer_size(self) -> int:
         return self.buffered
@@ -50,29 +51,61 @@ class FakeTransport(asyncio.WriteTransport):
     def abort(self) -> None:
         self.aborted = True
 
+    def write(self, data: bytes | bytearray | memoryview) -> None:
+        self.writes.append(bytes(data))
 
-def test_the_bound_counts_the_transport_buffer() -> None:
+
+async def test_the_bound_counts_the_transport_buffer() -> None:
     transport = FakeTransport(buffered=900)
-    queue = BoundedQueue(transport, limit=100, limit_bytes=1000)
-    assert queue.put(b"a" * 50, 50)
-    assert not queue.put(b"b" * 60, 60), "900 buffered + 50 queued + 60 exceeds 1000"
+    outbox = Outbox(transport, limit=100, limit_bytes=1000)
+    assert outbox.put(b"a" * 50)
+    assert not outbox.put(b"b" * 60), "900 buffered + 50 queued + 60 exceeds 1000"
     transport.buffered = 0
-    assert queue.put(b"b" * 60, 60)
-    assert queue.held_bytes() == 110
+    assert outbox.put(b"b" * 60)
+    assert outbox.held_bytes() == 110
 
 
-def test_the_bound_counts_messages_too_and_control_items_bypass_the_byte_bound() -> None:
-    queue = BoundedQueue(FakeTransport(buffered=10_000), limit=2, limit_bytes=1000)
-    assert not queue.put(b"x", 1)
-    assert queue.put_control("close")
-    assert queue.put_control("keep-alive")
-    assert not queue.put_control("third"), "the count bound holds for control items"
-
-
-def test_cut_aborts_the_transport_once() -> None:
+async def test_what_one_iteration_queues_leaves_in_one_write_in_order() -> None:
     transport = FakeTransport(buffered=0)
-    BoundedQueue(transport, limit=1, limit_bytes=1000).cut()
-    assert transport.aborted
+    outbox = Outbox(transport, limit=100, limit_bytes=1000)
+    for part in (b"one", b"two", b"three"):
+        assert outbox.put(part)
+    assert transport.writes == [], "nothing is written before the loop iteration ends"
+    await asyncio.sleep(0)
+    assert transport.writes == [b"onetwothree"]
+    assert outbox.held_bytes() == 0
+
+
+async def test_messages_handed_over_while_the_socket_is_backed_up_count_against_the_limit() -> None:
+    transport = FakeTransport(buffered=0)
+    outbox = Outbox(transport, limit=2, limit_bytes=10_000)
+    assert outbox.put(b"x") and outbox.put(b"y")
+    assert not outbox.put(b"z"), "two messages wait already"
+    outbox.flush()
+    transport.buffered = 2  # the kernel took nothing: the backlog stands
+    assert not outbox.put(b"z")
+    transport.buffered = 0  # the client read everything: a new backlog starts
+    assert outbox.put(b"z")
+    outbox.put_control(b"keep-alive")  # outside the bound
+    assert outbox.held_bytes() == len(b"zkeep-alive")
+
+
+async def test_a_held_outbox_writes_nothing_until_released() -> None:
+    transport = FakeTransport(buffered=0)
+    outbox = Outbox(transport, limit=10, limit_bytes=1000, held=True)
+    assert outbox.put(b"event")
+    await asyncio.sleep(0)
+    assert transport.writes == []
+    outbox.release()
+    assert transport.writes == [b"event"]
+
+
+def test_cut_aborts_the_transport_and_drops_the_backlog() -> None:
+    transport = FakeTransport(buffered=0)
+    outbox = Outbox(transport, limit=1, limit_bytes=1000, held=True)
+    outbox.put(b"never sent")
+    outbox.cut()
+    assert transport.aborted and outbox.held_bytes() == 0
 
 
 @pytest.fixture

@@ -239,30 +239,86 @@ async def test_a_standard_sse_client_library_reads_theopen_stream(server: Runnin
 
 
 async def test_slow_consumer_queue_is_bounded() -> None:
-    class StalledResponse:
+    class StalledTransport(asyncio.WriteTransport):
+        """Takes every write and sends nothing: a client that stopped reading."""
+
         def __init__(self) -> None:
-            self.never = asyncio.Event()
+            super().__init__()
+            self.buffered = 0
+            self.aborted = asyncio.Event()
 
-        async def write(self, data: bytes) -> None:
-            await self.never.wait()
+        def write(self, data: bytes | bytearray | memoryview) -> None:
+            self.buffered += len(data)
 
-    channel = SseChannel(
-        StalledResponse(),  # type: ignore[arg-type]
-        None,
-        limit=3,
-        limit_bytes=1 << 20,
-    )
+        def get_write_buffer_size(self) -> int:
+            return self.buffered
+
+        def is_closing(self) -> bool:
+            return self.aborted.is_set()
+
+        def abort(self) -> None:
+            self.aborted.set()
+
+    transport = StalledTransport()
+    channel = SseChannel(transport, limit=1000, limit_bytes=4096, chunked=True)
     channel.start()
-    message = {"type": "heartbeat", "payload": {}}
-    accepted = [channel.push(message) for _ in range(10)]
-    await asyncio.sleep(0)
-    assert accepted.count(True) <= 4 and accepted[-1] is False
+    message = {"type": "heartbeat", "payload": {"padding": "x" * 500}}
+    accepted = []
+    for _ in range(20):
+        accepted.append(channel.push(message))
+        await asyncio.sleep(0)  # each push is written to the (stalled) socket
+    assert 4 <= accepted.count(True) <= 8 and accepted[-1] is False
     channel.close(4002, "slow consumer")
-    async with asyncio.timeout(SSE_CLOSE_GRACE + 1):
-        await channel.done.wait()
+    assert channel.done.is_set()
+    async with asyncio.timeout(SSE_CLOSE_GRACE + 5):  # cut: it never took its backlog
+        await transport.aborted.wait()
 
 
 def test_cursor_round_trip() -> None:
     cursor = {"prices": "10-0", "a.b:c": "12-3"}
     assert decode_cursor(encode_cursor(cursor)) == cursor
     assert decode_cursor("garbage") == {}
+
+
+@pytest.mark.parametrize("version", ["1.0", "1.1"])
+async def test_events_are_framed_for_the_request_s_http_version(
+    server: RunningServer, version: str
+) -> None:
+    """HTTP/1.1 bodies are chunked, each chunk holding whole events; HTTP/1.0 bodies are
+    the bare event stream. The server writes events to the socket itself, so both count."""
+    token = mint_token(server.secret, "raw-reader", ("admin",))
+    reader, writer = await asyncio.open_connection(server.host, server.port)
+    try:
+        writer.write(
+            f"GET /events?channels=news HTTP/{version}\r\nHost: x\r\n"
+            f"Authorization: Bearer {token}\r\n\r\n".encode()
+        )
+        head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 10)
+        assert head.split(b" ")[1] == b"200", head
+        chunked = b"transfer-encoding: chunked" in head.lower()
+        assert chunked == (version == "1.1"), head
+        published = [await publish(server, "news", data={"n": n}) for n in range(3)]
+        body = b""
+        async with asyncio.timeout(10):
+            while body.count(b"event: stream_event") < 3:
+                body += await reader.read(65536)
+    finally:
+        writer.close()
+    if chunked:
+        events, rest = b"", body
+        while b"\r\n" in rest:
+            size, _, rest = rest.partition(b"\r\n")
+            length = int(size, 16)
+            if len(rest) < length + 2:
+                break  # a keep-alive read halfway: the events before it are complete
+            chunk, rest = rest[:length], rest[length:]
+            assert rest.startswith(b"\r\n"), f"chunk of {length} bytes not ended by CRLF"
+            assert chunk.endswith(b"\n\n"), "a chunk ends on an event boundary"
+            events, rest = events + chunk, rest[2:]
+        body = events
+    ids = [
+        orjson.loads(line.removeprefix(b"data: "))["payload"]["event"]["id"]
+        for line in body.split(b"\n")
+        if line.startswith(b"data: ") and b"stream_event" in line
+    ]
+    assert ids == published
