@@ -210,14 +210,6 @@ class ServerProcess:
         self.stop()
 
 
-#: Starts ``rep-server`` on uvloop without a command-line option for it: the event loop
-#: policy is set before aiohttp creates its loop.
-UVLOOP_LAUNCHER = (
-    "import sys, uvloop; uvloop.install(); from reference_server.cli import main; "
-    "sys.exit(main(sys.argv[1:]))"
-)
-
-
 def reference_server(
     secret: str,
     workdir: Path,
@@ -225,17 +217,20 @@ def reference_server(
     config: dict[str, Any] | None = None,
     name: str = "reference",
     extra_args: Sequence[str] = (),
-    uvloop: bool = False,
+    loop: str = "auto",
 ) -> ServerProcess:
-    """``python -m reference_server serve`` on a free port, as an operator would start it."""
+    """``python -m reference_server serve`` on a free port, as an operator would start it
+    (``loop``: its --loop; auto is uvloop when installed, as for an operator)."""
     config_path = workdir / f"{name}.yaml"
     config_path.write_text(yaml.safe_dump(config or REFERENCE_CONFIG), encoding="utf-8")
     port = free_port()
-    launcher = ["-c", UVLOOP_LAUNCHER] if uvloop else ["-m", "reference_server"]
     argv = [
         PYTHON,
-        *launcher,
+        "-m",
+        "reference_server",
         "serve",
+        "--loop",
+        loop,
         "--host",
         HOST,
         "--port",

@@ -35,7 +35,7 @@ FULL = Profile(
     cluster_members=1000,
     sse_subscribers=(100, 1000),
     idle_connections=10_000,
-    idle_batches=3,
+    idle_batches=4,
     validation_iterations=20_000,
     conformance_timeout=300.0,
 )

@@ -171,3 +171,46 @@ def markdown(rows: Sequence[Row]) -> str:
 def write_json(rows: Sequence[Row], path: Path, meta: dict[str, Any]) -> None:
     document = {"meta": meta, "rows": [row.as_json() for row in rows]}
     path.write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
+
+
+def efficiency_row(
+    scenario: str,
+    unit: str,
+    baseline_name: str,
+    baseline_cpu: Sequence[float],
+    value_cpu: Sequence[float],
+    floor: float | None,
+) -> Row:
+    """CPU efficiency: the baseline's server CPU per message over the reference server's.
+
+    Unlike a throughput ratio it holds whoever is the bottleneck (the load generator, the
+    other core's neighbours); ``floor`` None makes the row information only.
+    """
+    ratio = paired_ratio(baseline_cpu, value_cpu)
+    target = INFO if floor is None else at_least(floor)
+    return Row(
+        scenario=f"{scenario}, CPU efficiency",
+        unit=unit,
+        baseline_name=baseline_name,
+        baseline=median(baseline_cpu),
+        value=median(value_cpu),
+        ratio=ratio,
+        target=target.text,
+        verdict=target.verdict(median(value_cpu), ratio),
+        runs={"baseline": list(baseline_cpu), "value": list(value_cpu)},
+        note="ratio: baseline CPU / reference CPU",
+    )
+
+
+def latency_row(
+    scenario: str,
+    baseline_name: str,
+    baseline_p99_ms: Sequence[float],
+    value_p99_ms: Sequence[float],
+    ceiling: float | None,
+) -> Row:
+    """p99 latency of the reference server against the baseline's, paired by window."""
+    target = INFO if ceiling is None else at_most(ceiling, "", on="ratio")
+    return make_row(
+        f"{scenario}, p99 latency", "ms", baseline_name, baseline_p99_ms, value_p99_ms, target
+    )

@@ -26,6 +26,7 @@ from reference_server.broker.factory import broker_from_url
 from reference_server.config import ConfigError, load_config
 from reference_server.logs import PathOnlyAccessLogger, configure_logging
 from reference_server.transport.app import create_app
+from reference_server.transport.loops import LOOPS, LoopUnavailable, loop_factory
 from reference_server.transport.runner import serve
 from rep_spec import catalog
 
@@ -211,6 +212,13 @@ def _parser() -> argparse.ArgumentParser:
         help="redis://host:port/db to run as one node of a cluster (default: in memory)",
     )
     serve.add_argument(
+        "--loop",
+        default="auto",
+        choices=LOOPS,
+        help="event loop: uvloop when installed (auto), or the one named "
+        "(default: %(default)s)",
+    )
+    serve.add_argument(
         "--log-level",
         default="INFO",
         type=str.upper,
@@ -321,6 +329,10 @@ def _serve(args: argparse.Namespace) -> int:
         broker = broker_from_url(args.broker, node_id)
     except ValueError as exc:
         raise Refused(str(exc)) from None
+    try:
+        loop_name, new_loop = loop_factory(args.loop)
+    except LoopUnavailable as exc:
+        raise Refused(f"--loop {args.loop}: {exc}") from None
     sockets = _bind(args.host, args.port)
     app = create_app(
         config,
@@ -332,11 +344,17 @@ def _serve(args: argparse.Namespace) -> int:
 
     async def announce(_: web.Application) -> None:  # bound, and the broker is reachable
         for sock in sockets:
-            log.info("listening on %s (WebSocket at /ws)", _url(sock))
+            log.info("listening on %s (WebSocket at /ws), %s loop", _url(sock), loop_name)
 
     app.on_startup.append(announce)
     try:
-        serve(app, sockets, access_log_class=PathOnlyAccessLogger, shutdown_timeout=5)
+        serve(
+            app,
+            sockets,
+            new_loop=new_loop,
+            access_log_class=PathOnlyAccessLogger,
+            shutdown_timeout=5,
+        )
     except BrokerUnavailable as exc:
         raise Refused(f"cannot start: broker unavailable: {exc}", EXIT_BROKER) from None
     finally:

@@ -96,6 +96,9 @@ def test_the_load_profile_reports_throughput_and_latency(tmp_path: Path) -> None
     assert numbers["load.messages_per_second"] >= SMALL_LOAD["min_messages_per_second"]
     assert 0 < numbers["load.latency_ms.p50"] <= numbers["load.latency_ms.p99"]
     assert numbers["load.thresholds_met"] is True
+    for phase in ("connections", "messages"):
+        assert 0 < numbers[f"load.{phase}.kit_cpu_share"] < 4, numbers  # threads: can pass 1
+    assert numbers["load.messages.limited_by"] in ("kit", "rate limit", "server"), numbers
     html = (tmp_path / "reports" / "report.html").read_text(encoding="utf-8")
     assert "load.messages_per_second" in html and "load.latency_ms.p99" in html
 

@@ -34,7 +34,7 @@ Scenario = Callable[[Context], list[Row]]
 
 def registry() -> dict[str, Scenario]:
     """Scenario names in run order: ping/pong first, since validation reuses its CPU figure."""
-    from bench.scenarios import conformance, fanout, idle, pingpong, sse, validation
+    from bench.scenarios import conformance, fanout, idle, kitload, pingpong, sse, validation
 
     return {
         "pingpong": pingpong.run,
@@ -43,4 +43,5 @@ def registry() -> dict[str, Scenario]:
         "sse": sse.run,
         "idle": idle.run,
         "conformance": conformance.run,
+        "kitload": kitload.run,
     }

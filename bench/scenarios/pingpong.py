@@ -14,6 +14,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from bench.node_baseline import node_ws_server
+from bench.node_baseline import prepare as prepare_node
 from bench.procs import (
     ServerProcess,
     Worker,
@@ -22,15 +24,27 @@ from bench.procs import (
     reference_server,
     workers,
 )
-from bench.report import INFO, Row, at_least, make_row
+from bench.report import (
+    INFO,
+    Row,
+    at_least,
+    efficiency_row,
+    latency_row,
+    make_row,
+    unavailable,
+)
 from bench.scenarios import Context
 
 SHAPES = (("1 conn", 1, 1), ("50x10", 50, 10))
-TARGET = at_least(0.70)
+TARGET = at_least(0.80)
+CPU_FLOOR = 0.80  # CPU efficiency against the raw echo
+P99_CEILING = 1.5  # p99 latency at most this multiple of the raw echo's
 REFERENCE = "reference"
 ECHO = "aiohttp echo"
 PICOWS = "picows echo"
-UVLOOP = "reference on uvloop"
+ASYNCIO = "reference on asyncio"
+NODE = "Node ws"
+NODE_TARGET = at_least(0.90)
 CPU_KEY = "reference_cpu_us_per_message"
 
 
@@ -59,10 +73,15 @@ def servers(ctx: Context, names: tuple[str, ...]) -> Iterator[dict[str, ServerPr
     started: dict[str, ServerProcess] = {}
     try:
         for name in names:
-            if name in (REFERENCE, UVLOOP):
+            if name in (REFERENCE, ASYNCIO):
                 process = reference_server(
-                    ctx.secret, ctx.workdir, name=name.replace(" ", "-"), uvloop=name == UVLOOP
+                    ctx.secret,
+                    ctx.workdir,
+                    name=name.replace(" ", "-"),
+                    loop="asyncio" if name == ASYNCIO else "auto",
                 )
+            elif name == NODE:
+                process = node_ws_server(ctx.secret, ctx.workdir)
             else:
                 process = baseline_server("echo" if name == ECHO else "picows-echo", ctx.workdir)
             started[name] = process.start()
@@ -73,7 +92,7 @@ def servers(ctx: Context, names: tuple[str, ...]) -> Iterator[dict[str, ServerPr
 
 
 def worker_for(ctx: Context, name: str, server: ServerProcess, conns: int, depth: int) -> Worker:
-    reference = name in (REFERENCE, UVLOOP)
+    reference = name in (REFERENCE, ASYNCIO, NODE)  # these authenticate and welcome
     params: dict[str, Any] = {
         "url": server.ws_url,
         "connections": conns,
@@ -126,8 +145,9 @@ def _details(windows: list[Window], prefix: str) -> dict[str, Any]:
 #: (row suffix, reference side, baseline side): the target row, then information rows.
 COMPARISONS = (
     ("", REFERENCE, ECHO),
+    (" vs Node ws", REFERENCE, NODE),
     (" vs picows", REFERENCE, PICOWS),
-    (", reference on uvloop", UVLOOP, ECHO),
+    (", reference on asyncio", ASYNCIO, ECHO),
 )
 
 
@@ -137,7 +157,9 @@ def rows_for(label: str, found: dict[str, list[Window]]) -> list[Row]:
         if value_side not in found or base_side not in found:
             continue
         base, value = found[base_side], found[value_side]
-        target = TARGET if (not suffix and label == "50x10") else INFO
+        target = INFO
+        if label == "50x10" and base_side in (ECHO, NODE) and value_side == REFERENCE:
+            target = TARGET if base_side == ECHO else NODE_TARGET
         rows.append(
             make_row(
                 f"ping/pong {label}{suffix}",
@@ -149,15 +171,42 @@ def rows_for(label: str, found: dict[str, list[Window]]) -> list[Row]:
                 details={**_details(base, "baseline"), **_details(value, "value")},
             )
         )
+        if label == "50x10" and base_side in (ECHO, NODE) and value_side == REFERENCE:
+            rows.append(
+                efficiency_row(
+                    f"ping/pong {label}{suffix}",
+                    "us/msg",
+                    base_side,
+                    [w.cpu_us_per_message for w in base],
+                    [w.cpu_us_per_message for w in value],
+                    CPU_FLOOR if base_side == ECHO else None,
+                )
+            )
+        if label == "50x10" and not suffix:
+            scenario = f"ping/pong {label}"
+            rows.append(
+                latency_row(
+                    scenario,
+                    base_side,
+                    [w.p99_us / 1000 for w in base],
+                    [w.p99_us / 1000 for w in value],
+                    P99_CEILING,
+                )
+            )
     return rows
 
 
 def run(ctx: Context) -> list[Row]:
     names: tuple[str, ...] = (ECHO, REFERENCE)
+    node = prepare_node()
+    if isinstance(node, str):
+        ctx.log(f"Node ws baseline not available: {node}")
+    else:
+        names += (NODE,)
     if ctx.profile.extras:
         names += tuple(
             name
-            for name, module in ((PICOWS, "picows"), (UVLOOP, "uvloop"))
+            for name, module in ((PICOWS, "picows"), (ASYNCIO, "uvloop"))
             if importlib.util.find_spec(module) is not None
         )
     rows: list[Row] = []
@@ -169,6 +218,10 @@ def run(ctx: Context) -> list[Row]:
             if label == "50x10":
                 per_message = [w.cpu_us_per_message for w in found[REFERENCE]]
                 ctx.shared[CPU_KEY] = statistics.median(per_message)
+                if isinstance(node, str):
+                    rows.append(
+                        unavailable(f"ping/pong {label} vs Node ws", "msg/s", node, NODE_TARGET)
+                    )
     return rows
 
 

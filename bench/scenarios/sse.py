@@ -14,7 +14,15 @@ import urllib.request
 from typing import Any
 
 from bench.procs import ServerProcess, Worker, baseline_server, measure, reference_server, workers
-from bench.report import INFO, Row, at_least, make_row, unavailable
+from bench.report import (
+    INFO,
+    Row,
+    at_least,
+    efficiency_row,
+    latency_row,
+    make_row,
+    unavailable,
+)
 from bench.scenarios import Context
 from reference_server.auth import mint_token
 
@@ -81,7 +89,8 @@ def measure_sizes(
     for subscribers in profile.sse_subscribers:
         ctx.log(f"SSE fan-out {subscribers} subscribers")
         scenario = f"SSE fan-out {subscribers} subscribers"
-        target = at_least(0.70) if subscribers == TARGET_SUBSCRIBERS else INFO
+        targeted = subscribers == TARGET_SUBSCRIBERS
+        target = at_least(0.80) if targeted else INFO
         made = {"baseline": _worker(ctx, baseline, subscribers, reference=False)}
         if reference is not None:
             made["value"] = _worker(ctx, reference, subscribers, reference=True)
@@ -124,7 +133,30 @@ def measure_sizes(
                 },
             )
         )
+        rows.append(
+            efficiency_row(
+                scenario,
+                "us/delivery",
+                BASELINE,
+                _cpu_per_delivery(answers["baseline"]),
+                _cpu_per_delivery(answers["value"]),
+                0.80 if targeted else None,
+            )
+        )
+        rows.append(
+            latency_row(
+                scenario,
+                BASELINE,
+                [(a["p99_us"] or 0.0) / 1000 for a in answers["baseline"]],
+                [(a["p99_us"] or 0.0) / 1000 for a in answers["value"]],
+                1.5 if targeted else None,
+            )
+        )
     return rows
+
+
+def _cpu_per_delivery(answers: list[dict[str, Any]]) -> list[float]:
+    return [a["server_cpu_s"] / max(1, a["deliveries"]) * 1e6 for a in answers]
 
 
 def run(ctx: Context) -> list[Row]:

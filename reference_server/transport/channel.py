@@ -17,7 +17,7 @@ import asyncio
 import contextlib
 import functools
 import logging
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 import orjson
 from aiohttp import web
@@ -52,7 +52,8 @@ class Outbox:
         *,
         held: bool = False,
     ) -> None:
-        self._transport = transport if isinstance(transport, asyncio.WriteTransport) else None
+        # Not isinstance(): uvloop's transports have the methods but not the base classes.
+        self._transport = cast("asyncio.WriteTransport | None", transport)
         self._limit = limit
         self._limit_bytes = limit_bytes
         self._parts: list[bytes] = []

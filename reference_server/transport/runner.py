@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import socket
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from aiohttp import web
@@ -100,13 +100,19 @@ async def _serve_until_stopped(
         await runner.cleanup()
 
 
-def serve(app: web.Application, sockets: Sequence[socket.socket], **runner_options: Any) -> None:
+def serve(
+    app: web.Application,
+    sockets: Sequence[socket.socket],
+    *,
+    new_loop: Callable[[], asyncio.AbstractEventLoop] = asyncio.new_event_loop,
+    **runner_options: Any,
+) -> None:
     """Serve on bound ``sockets`` until SIGINT or SIGTERM, then shut down (LIFE-007).
 
     As ``web.run_app`` does: the signal handlers raise GracefulExit out of the loop, and the
     main task is then cancelled, which runs the runner's cleanup (disconnect, close 1001).
     """
-    loop = asyncio.new_event_loop()
+    loop = new_loop()
     main = loop.create_task(_serve_until_stopped(app, sockets, **runner_options))
     try:
         loop.run_until_complete(main)

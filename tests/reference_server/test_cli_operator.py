@@ -21,6 +21,7 @@ import pytest
 
 from reference_server.auth import WeakSecret, check_secret_length
 from reference_server.cli import DEV_SECRET, EXIT_BROKER, EXIT_LISTEN, EXIT_USAGE, main
+from reference_server.transport import loops
 from rep_spec import catalog
 
 GOOD_SECRET = "g" * 43  # as long as secrets.token_urlsafe(32)
@@ -258,10 +259,11 @@ def test_an_unknown_host_is_one_line_and_exit_4() -> None:
 
 
 @pytest.mark.network
-def test_listening_is_logged_once_bound_with_the_real_port() -> None:
+@pytest.mark.parametrize("loop", ["auto", "asyncio", "uvloop"])
+def test_listening_is_logged_once_bound_with_the_real_port(loop: str) -> None:
     env = {**os.environ, "REP_JWT_SECRET": GOOD_SECRET}
     process = subprocess.Popen(
-        [sys.executable, "-m", "reference_server", "serve", "--port", "0"],
+        [sys.executable, "-m", "reference_server", "serve", "--port", "0", "--loop", loop],
         env=env,
         stderr=subprocess.PIPE,
         text=True,
@@ -275,6 +277,8 @@ def test_listening_is_logged_once_bound_with_the_real_port() -> None:
             assert line, "the server exited before listening"
             found = re.search(r"listening on http://127\.0\.0\.1:(\d+) ", line)
         assert found is not None, "no listening line"
+        # auto is uvloop, a dependency wherever it installs (the tests' machines included)
+        assert f"{'uvloop' if loop == 'auto' else loop} loop" in line, line
         port = int(found.group(1))
         assert port != 0
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=5) as answer:
@@ -285,3 +289,12 @@ def test_listening_is_logged_once_bound_with_the_real_port() -> None:
         if process.poll() is None:
             process.kill()
         process.communicate(timeout=5)
+
+
+def test_an_event_loop_that_is_not_installed_is_one_line(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(loops, "uvloop_installed", lambda: False)
+    assert loops.loop_factory("auto")[0] == "asyncio", "auto falls back to asyncio's loop"
+    with pytest.raises(loops.LoopUnavailable, match="uvloop is not installed"):
+        loops.loop_factory("uvloop")
+    monkeypatch.setenv("REP_JWT_SECRET", GOOD_SECRET)
+    assert main(["serve", "--loop", "uvloop", "--port", "0"]) == EXIT_USAGE
