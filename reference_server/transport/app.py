@@ -52,7 +52,11 @@ async def websocket_handler(request: web.Request) -> web.StreamResponse:
     await ws.prepare(request)
     client_id, welcome = node.core.connect(principal, now_ms())
     channel = WebSocketChannel(
-        ws, request.transport, node.config.outbound_queue_limit, node.config.outbound_buffer_bytes
+        ws,
+        request.transport,
+        node.config.outbound_queue_limit,
+        node.config.outbound_buffer_bytes,
+        node.corker,
     )
     node.channels[client_id] = channel
     log.info("client %s connected as %s", client_id, principal.user_id)

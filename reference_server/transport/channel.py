@@ -41,6 +41,26 @@ class OutboundChannel(Protocol):
     async def finish(self, grace_seconds: float = 1.0) -> None: ...
 
 
+class Corker:
+    """Flushes, with one callback at the end of the loop iteration, every outbox written
+    during it: a fan-out to a thousand clients schedules one callback, not a thousand."""
+
+    def __init__(self) -> None:
+        self._dirty: list[Outbox] = []
+        self._handle: asyncio.Handle | None = None
+
+    def mark(self, outbox: Outbox) -> None:
+        self._dirty.append(outbox)
+        if self._handle is None:
+            self._handle = asyncio.get_running_loop().call_soon(self._flush_all)
+
+    def _flush_all(self) -> None:
+        self._handle = None
+        dirty, self._dirty = self._dirty, []
+        for outbox in dirty:
+            outbox.flush()
+
+
 class Outbox:
     """Bytes waiting for one client, written to its transport once per loop iteration."""
 
@@ -50,6 +70,7 @@ class Outbox:
         limit: int,
         limit_bytes: int,
         *,
+        corker: Corker | None = None,
         held: bool = False,
     ) -> None:
         # Not isinstance(): uvloop's transports have the methods but not the base classes.
@@ -59,7 +80,8 @@ class Outbox:
         self._parts: list[bytes] = []
         self._pending_bytes = 0
         self._backlog = 0  # messages handed over since the socket last had nothing unsent
-        self._flush: asyncio.Handle | None = None
+        self._corker = corker or Corker()
+        self._marked = False
         self._held = held
 
     def unsent_bytes(self) -> int:
@@ -92,8 +114,9 @@ class Outbox:
     def _append(self, data: bytes) -> None:
         self._parts.append(data)
         self._pending_bytes += len(data)
-        if self._flush is None and not self._held:
-            self._flush = asyncio.get_running_loop().call_soon(self.flush)
+        if not self._marked and not self._held:
+            self._marked = True
+            self._corker.mark(self)
 
     def release(self) -> None:
         """Start writing (an outbox made ``held`` waits until what must go first has gone)."""
@@ -102,9 +125,7 @@ class Outbox:
 
     def flush(self) -> None:
         """Hand everything waiting to the transport now, in one write."""
-        if self._flush is not None:
-            self._flush.cancel()
-            self._flush = None
+        self._marked = False
         if not self._parts or self._held:
             return
         data = self._parts[0] if len(self._parts) == 1 else b"".join(self._parts)
@@ -138,9 +159,10 @@ class WebSocketChannel:
         transport: asyncio.BaseTransport | None,
         limit: int,
         limit_bytes: int,
+        corker: Corker | None = None,
     ) -> None:
         self._ws = ws
-        self._outbox = Outbox(transport, limit, limit_bytes)
+        self._outbox = Outbox(transport, limit, limit_bytes, corker=corker)
         self._overflowed = False
         self._closing: asyncio.Task[Any] | None = None
         self.sent_close_code: int | None = None

@@ -18,7 +18,7 @@ from reference_server.config import ServerConfig
 from reference_server.core.driver import run_step
 from reference_server.core.effects import Close, Send, Step
 from reference_server.core.server import ServerCore
-from reference_server.transport.channel import OutboundChannel
+from reference_server.transport.channel import Corker, OutboundChannel
 from rep_spec import catalog
 
 T = TypeVar("T")
@@ -37,6 +37,7 @@ class Node:
         self.core = core
         self.verifier = TokenVerifier(secret, config.jwt_algorithms)
         self.channels: dict[str, OutboundChannel] = {}
+        self.corker = Corker()  # one flush per loop iteration for all of this node's clients
         self._closing: dict[str, asyncio.Task[None]] = {}
         self.stopping = False
         broker.on_publication(self._on_publication)

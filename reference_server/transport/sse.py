@@ -18,7 +18,7 @@ from aiohttp import HttpVersion11, web
 
 from reference_server.auth import AuthRejected
 from reference_server.core.server import Refused
-from reference_server.transport.channel import CLOSE_GRACE_SECONDS, Outbox
+from reference_server.transport.channel import CLOSE_GRACE_SECONDS, Corker, Outbox
 from reference_server.transport.framing import http_chunk, sse_event
 from reference_server.transport.node import NODE_KEY, authenticate_request, error_response, now_ms
 from rep_spec import catalog
@@ -74,8 +74,9 @@ class SseChannel:
         limit_bytes: int,
         *,
         chunked: bool,
+        corker: Corker | None = None,
     ) -> None:
-        self._outbox = Outbox(transport, limit, limit_bytes, held=True)
+        self._outbox = Outbox(transport, limit, limit_bytes, corker=corker, held=True)
         self._chunked = chunked
         self._ending = False
         self.positions: dict[str, str] = {}
@@ -177,6 +178,7 @@ async def events_handler(request: web.Request) -> web.StreamResponse:
         node.config.outbound_queue_limit,
         node.config.outbound_buffer_bytes,
         chunked=chunked,
+        corker=node.corker,
     )
     node.channels[client_id] = channel
     try:

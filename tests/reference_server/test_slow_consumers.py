@@ -20,7 +20,7 @@ import websockets
 from reference_server.auth import mint_token
 from reference_server.config import parse_config
 from reference_server.testing import RunningServer, running_server
-from reference_server.transport.channel import CLOSE_GRACE_SECONDS, Outbox
+from reference_server.transport.channel import CLOSE_GRACE_SECONDS, Corker, Outbox
 from reference_server.transport.node import NODE_KEY
 from rep_spec.schema_files import load_json
 from tests.reference_server.netclient import connect
@@ -88,6 +88,30 @@ async def test_messages_handed_over_while_the_socket_is_backed_up_count_against_
     assert outbox.put(b"z")
     outbox.put_control(b"keep-alive")  # outside the bound
     assert outbox.held_bytes() == len(b"zkeep-alive")
+
+
+async def test_one_callback_flushes_every_outbox_written_in_an_iteration(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    corker = Corker()
+    transports = [FakeTransport(buffered=0) for _ in range(3)]
+    outboxes = [Outbox(t, limit=10, limit_bytes=1000, corker=corker) for t in transports]
+    loop = asyncio.get_running_loop()
+    scheduled: list[object] = []
+    real_call_soon = loop.call_soon
+
+    def counting_call_soon(callback: Any, *args: Any, **kwargs: Any) -> asyncio.Handle:
+        scheduled.append(callback)
+        return real_call_soon(callback, *args, **kwargs)
+
+    monkeypatch.setattr(loop, "call_soon", counting_call_soon)
+    for outbox in outboxes:
+        outbox.put(b"a")
+        outbox.put(b"b")
+    monkeypatch.undo()
+    assert len(scheduled) == 1, "one callback for all"
+    await asyncio.sleep(0)
+    assert [t.writes for t in transports] == [[b"ab"]] * 3
 
 
 async def test_a_held_outbox_writes_nothing_until_released() -> None:
