@@ -8,7 +8,7 @@ delivered a publication. Each returns a :data:`Step`; the transport runs it with
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, ClassVar
 
 from reference_server.auth import Principal
@@ -29,7 +29,7 @@ from reference_server.core.base import (
     room_topic,
     stream_topic,
 )
-from reference_server.core.connection import Connection, Event, transition
+from reference_server.core.connection import Connection, Event, State, transition
 from reference_server.core.data import DataHandlers
 from reference_server.core.effects import Close, Publish, Send, Step, ask
 from reference_server.core.messaging import MessagingHandlers
@@ -327,39 +327,45 @@ class ServerCore(RoomHandlers, MessagingHandlers, DataHandlers, StreamHandlers):
         """Local fan-out of a publication the broker delivered (from any node)."""
         topic = publication.topic
         kind, _, name = topic.partition(":")
+        message = publication.message
+        wants = self._audience(kind, name, topic, publication.position, message)
+        exclude, recipients = publication.exclude, publication.recipients
         sends = []
         for connection in self.connections.values():
-            if not connection.is_open or connection.client_id in publication.exclude:
+            if connection.state is not State.OPEN or connection.client_id in exclude:
                 continue
-            if publication.recipients is not None and (
-                connection.client_id not in publication.recipients
-            ):
+            if recipients is not None and connection.client_id not in recipients:
                 continue
-            if kind == "room":
-                wanted = name in connection.rooms and _after(
-                    publication.position, connection.joined_at.get(name, "")
-                )
-            elif kind == "collection":
-                wanted = name in connection.collections
-            elif kind == "stream":
-                wanted = self._stream_wants(connection, name, publication.message)
+            if not wants(connection):
+                continue
+            held = connection.held.get(name) if kind == "stream" else None
+            if held is not None:
+                held.append(message)
             else:
-                wanted = topic in (BROADCAST_TOPIC, DIRECT_TOPIC)
-            if not wanted:
-                continue
-            if kind == "stream" and name in connection.held:
-                connection.held[name].append(publication.message)
-            else:
-                sends.append(Send(connection.client_id, publication.message))
+                sends.append(Send(connection.client_id, message))
         return sends
 
     @staticmethod
-    def _stream_wants(connection: Connection, stream_id: str, message: dict[str, Any]) -> bool:
-        stream_filter = connection.streams.get(stream_id)
-        if stream_filter is None:
-            return False
-        event = message["payload"]["event"]
-        return stream_filter.passes(event["type"], tuple(event["tags"]))
+    def _audience(
+        kind: str, name: str, topic: str, position: str, message: dict[str, Any]
+    ) -> Callable[[Connection], bool]:
+        """Who among the local connections a publication is for; what the test needs from
+        the publication is read once, not once per connection."""
+        if kind == "room":
+            return lambda c: name in c.rooms and _after(position, c.joined_at.get(name, ""))
+        if kind == "collection":
+            return lambda c: name in c.collections
+        if kind == "stream":
+            event = message["payload"]["event"]
+            event_type, tags = event["type"], tuple(event["tags"])
+
+            def subscribed(connection: Connection) -> bool:
+                stream_filter = connection.streams.get(name)
+                return stream_filter is not None and stream_filter.passes(event_type, tags)
+
+            return subscribed
+        everyone = topic in (BROADCAST_TOPIC, DIRECT_TOPIC)
+        return lambda c: everyone
 
     # ------------------------------------------------------------------ system
     def on_ping(self, connection: Connection, message: dict[str, Any], now_ms: int) -> Step[None]:

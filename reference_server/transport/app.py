@@ -146,6 +146,9 @@ async def publish_handler(request: web.Request) -> web.Response:
         )
     except Refused as refusal:
         return error_response(refusal.code, refusal.message)
+    # The local subscribers' copies go to their sockets before the producer hears 201, as
+    # a producer that publishes again at once would otherwise race ahead of its own events.
+    node.corker.flush_all()
     return web.json_response({"id": event.id}, status=201)
 
 

@@ -52,10 +52,13 @@ class Corker:
     def mark(self, outbox: Outbox) -> None:
         self._dirty.append(outbox)
         if self._handle is None:
-            self._handle = asyncio.get_running_loop().call_soon(self._flush_all)
+            self._handle = asyncio.get_running_loop().call_soon(self.flush_all)
 
-    def _flush_all(self) -> None:
-        self._handle = None
+    def flush_all(self) -> None:
+        """Now, not at the end of the iteration: before an answer that should follow them."""
+        if self._handle is not None:
+            self._handle.cancel()
+            self._handle = None
         dirty, self._dirty = self._dirty, []
         for outbox in dirty:
             outbox.flush()

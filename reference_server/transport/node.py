@@ -50,18 +50,23 @@ class Node:
     async def _apply(self, effect: Send | Close) -> None:
         self._apply_now(effect)
 
-    def _apply_now(self, effect: Send | Close, data: bytes | None = None) -> None:
+    def _apply_now(self, effect: Send | Close) -> None:
         channel = self.channels.get(effect.client_id)
         if channel is None:
             return
         if isinstance(effect, Close):
             channel.close(effect.code, effect.reason)
-        elif not channel.push(effect.message, data) and effect.client_id not in self._closing:
-            # WS-008: the close (and the cleanup the core does with the broker) runs as a
-            # step of its own; the channel refuses everything else meanwhile.
-            task = asyncio.create_task(self.execute(self.core.slow_consumer(effect.client_id)))
-            self._closing[effect.client_id] = task
-            task.add_done_callback(lambda _: self._closing.pop(effect.client_id, None))
+        elif not channel.push(effect.message):
+            self._overflowed(effect.client_id)
+
+    def _overflowed(self, client_id: str) -> None:
+        """WS-008: the close (and the cleanup the core does with the broker) runs as a step
+        of its own; the channel refuses everything else meanwhile."""
+        if client_id in self._closing:
+            return
+        task = asyncio.create_task(self.execute(self.core.slow_consumer(client_id)))
+        self._closing[client_id] = task
+        task.add_done_callback(lambda _: self._closing.pop(client_id, None))
 
     def _on_departures(self, departures: tuple[Departure, ...]) -> None:
         task = asyncio.create_task(self.execute(self.core.departed(departures)))
@@ -75,8 +80,13 @@ class Node:
         # Encoded once for every local recipient, not once each.
         shared = publication.message
         data = orjson.dumps(shared)
+        channels = self.channels
         for send in sends:
-            self._apply_now(send, data if send.message is shared else None)
+            channel = channels.get(send.client_id)
+            if channel is None:
+                continue
+            if not channel.push(send.message, data if send.message is shared else None):
+                self._overflowed(send.client_id)
 
 
 NODE_KEY = web.AppKey("rep_node", Node)
