@@ -83,12 +83,13 @@ class ServerHealth:
         """
         timeout = min(QUICK_TIMEOUT, self.target.timeouts.connect) if quick else None
         reasons: list[str] = []
-        for attempt in range(1 if quick else PROBE_ATTEMPTS):
+        attempts = 1 if quick else PROBE_ATTEMPTS
+        for attempt in range(attempts):
             reason = self._handshake(timeout)
             if reason is None:
                 return None
             reasons.append(reason)
-            if attempt + 1 < PROBE_ATTEMPTS:
+            if attempt + 1 < attempts:
                 time.sleep(0.2)
         return reasons[-1] if quick else f"{reasons[-1]}; {self._health_endpoint()}"
 

@@ -4,6 +4,7 @@ check of its requirement, and the reports are those of a server run."""
 from __future__ import annotations
 
 import json
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -11,7 +12,8 @@ import pytest
 import yaml
 
 from conformance.cli import main
-from conformance.clientkit.scenarios import scenarios
+from conformance.clientkit.runner import plan
+from conformance.clientkit.scenarios import JITTER, SCHEDULE, scenarios
 from rep_spec import requirements
 from tests.client_variants.drivers import VARIANTS
 
@@ -19,10 +21,14 @@ pytestmark = pytest.mark.network
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = ROOT / "examples" / "client.yaml"
+#: Scenarios or variant runs at once: each mostly waits on the client's timers, and each
+#: has its own scripted server and client process (at most three on two cores).
+JOBS = 3
 
 
-def run(target: Path, report_dir: Path, *checks: str) -> tuple[int, dict[str, Any]]:
+def run(target: Path, report_dir: Path, *checks: str, jobs: int = 1) -> tuple[int, dict[str, Any]]:
     argv = ["client", "--target", str(target), "--report-dir", str(report_dir), "-q"]
+    argv += ["--jobs", str(jobs)]
     for check in checks:
         argv += ["--check", check]
     status = main(argv)
@@ -58,8 +64,10 @@ def test_every_client_requirement_has_a_broken_variant() -> None:
 # A whole run: 28 scenarios, each with a fresh client process and its waits.
 @pytest.mark.timeout(900)
 def test_the_reference_client_passes_with_the_reports_of_a_server_run(tmp_path: Path) -> None:
-    status, report = run(EXAMPLE, tmp_path)
+    status, report = run(EXAMPLE, tmp_path, jobs=JOBS)
     failed = [t for t in report["tests"] if t["verdict"] != "pass"]
+    # Scenarios overlapped, the report keeps the order of the plan.
+    assert [t["id"] for t in report["tests"]] == [i for p in plan([]) for i in p.check_ids]
     assert status == 0, [t["message"] for t in failed]
     assert report["outcome"] == "pass" and report["totals"]["requirements"] == {"pass": 19}
     for name in ("report.json", "report.html", "summary.md", "junit.xml"):
@@ -71,10 +79,39 @@ def test_the_reference_client_passes_with_the_reports_of_a_server_run(tmp_path: 
     assert "kit_problems" not in report["figures"], report["figures"]["kit_problems"]
 
 
+BROKEN = "test_a_broken_client_fails_on_its_requirement"
+
+
+@pytest.fixture(scope="module")
+def broken_runs(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> dict[str, tuple[int, dict[str, Any]]]:
+    """The variants this session selected, each a run of its check, JOBS at a time."""
+    selected = [
+        item.callspec.params["name"]
+        for item in request.session.items
+        if item.module is request.module
+        and item.originalname == BROKEN
+        and isinstance(item, pytest.Function)
+    ]
+    # The longest (the backoff measurements) first, so that none runs last alone.
+    ordered = sorted(selected, key=lambda n: VARIANTS[n].check not in (SCHEDULE, JITTER))
+
+    def one(name: str) -> tuple[int, dict[str, Any]]:
+        directory = tmp_path_factory.mktemp(name)
+        target = variant_target(directory, name)
+        return run(target, directory / "report", VARIANTS[name].check)
+
+    with ThreadPoolExecutor(max_workers=JOBS) as pool:
+        return dict(zip(ordered, pool.map(one, ordered), strict=True))
+
+
 @pytest.mark.parametrize("name", sorted(VARIANTS), ids=str)
-def test_a_broken_client_fails_on_its_requirement(tmp_path: Path, name: str) -> None:
+def test_a_broken_client_fails_on_its_requirement(
+    name: str, broken_runs: dict[str, tuple[int, dict[str, Any]]]
+) -> None:
     variant = VARIANTS[name]
-    status, report = run(variant_target(tmp_path, name), tmp_path / "report", variant.check)
+    status, report = broken_runs[name]
     check_id = variant.check if "::" in variant.check else f"client.py::{variant.check}"
     (test,) = [t for t in report["tests"] if t["id"] == check_id]
     mandatory = requirements()[variant.requirement].is_mandatory

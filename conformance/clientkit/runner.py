@@ -71,6 +71,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "bare name; repeatable",
     )
     parser.add_argument("--strict", action="store_true", help="failed SHOULDs fail the run")
+    parser.add_argument(
+        "--jobs",
+        type=int,
+        default=1,
+        metavar="N",
+        help="run up to N scenarios at once, each with its own server and client "
+        "(default 1; the first scenario always runs alone, to see that the client starts)",
+    )
     parser.add_argument("-q", "--quiet", action="store_true", help="no line per check")
 
 
@@ -210,18 +218,37 @@ async def run_all(args: argparse.Namespace, target: ClientTarget, planned: list[
     started_at, started = datetime.now(UTC), time.monotonic()
     results: list[CheckResult] = []
     aborted: str | None = None
-    for number, item in enumerate(planned):
-        found, reachable = await run_scenario(
-            target, item.scenario, report_dir / "client-logs", token
-        )
-        results.extend(found)
-        if not args.quiet:
-            for result in found:
-                ids = ", ".join(result.requirement_ids)
-                print(f"  {result.verdict:<12} {result.check_id}  [{ids}]")
-        if number == 0 and not reachable:
-            aborted = first_line(found[0].message)
-            break
+    log_dir = report_dir / "client-logs"
+    # Scenarios share nothing (each has its own scripted server and client process) and
+    # mostly wait on the client's timers, so --jobs overlaps them; results keep the order
+    # of the plan. The first runs alone: a client that does not start stops the run.
+    slots = asyncio.Semaphore(max(1, args.jobs))
+
+    async def scenario_in_slot(item: Planned) -> tuple[list[CheckResult], bool]:
+        async with slots:
+            return await run_scenario(target, item.scenario, log_dir, token)
+
+    pending: list[asyncio.Task[tuple[list[CheckResult], bool]]] = []
+    try:
+        for number, item in enumerate(planned):
+            if number == 0:
+                found, reachable = await run_scenario(target, item.scenario, log_dir, token)
+            else:
+                if not pending:
+                    pending = [asyncio.create_task(scenario_in_slot(p)) for p in planned[1:]]
+                found, reachable = await pending[number - 1]
+            results.extend(found)
+            if not args.quiet:
+                for result in found:
+                    ids = ", ".join(result.requirement_ids)
+                    print(f"  {result.verdict:<12} {result.check_id}  [{ids}]")
+            if number == 0 and not reachable:
+                aborted = first_line(found[0].message)
+                break
+    finally:
+        for task in pending:
+            task.cancel()
+        await asyncio.gather(*pending, return_exceptions=True)
     explanations = {CLIENT_UNREACHABLE: "the client under test did not start or connect"}
     found_requirements = [
         r for r in requirement_results(results) if r.requirement.section == SECTION
@@ -282,6 +309,9 @@ def run_client(args: argparse.Namespace) -> int:
         target = load_client_target(args.target.resolve())
     except TargetError as exc:
         print(f"rep-conformance: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    if args.jobs < 1:
+        print("rep-conformance: --jobs must be at least 1", file=sys.stderr)
         return EXIT_USAGE
     planned = plan(args.check)
     if not planned:

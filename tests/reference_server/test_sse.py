@@ -322,3 +322,4 @@ async def test_events_are_framed_for_the_request_s_http_version(
         if line.startswith(b"data: ") and b"stream_event" in line
     ]
     assert ids == published
+
