@@ -58,7 +58,11 @@ def chromium() -> str:
     return found
 
 
-# A whole run: 28 scenarios, each starting Chromium afresh.
+#: Scenarios at once: each starts a Chromium of its own, which is heavy on two cores.
+JOBS = 2
+
+
+# A whole run: 28 scenarios, each starting Chromium afresh, JOBS at a time.
 @pytest.mark.timeout(900)
 def test_the_browser_classes_get_an_honest_report(tmp_path: Path) -> None:
     target: dict[str, Any] = yaml.safe_load((PAGE / "client.yaml").read_text("utf-8"))
@@ -67,7 +71,8 @@ def test_the_browser_classes_get_an_honest_report(tmp_path: Path) -> None:
     path = tmp_path / "client.yaml"
     path.write_text(yaml.safe_dump(target), "utf-8")
     reports = tmp_path / "report"
-    status = main(["client", "--target", str(path), "--report-dir", str(reports), "-q"])
+    argv = ["client", "--target", str(path), "--report-dir", str(reports), "-q"]
+    status = main([*argv, "--jobs", str(JOBS)])
     report = json.loads((reports / "report.json").read_text("utf-8"))
     verdicts = {r["id"]: r["verdict"] for r in report["requirements"]}
     messages = {t["id"]: t["message"] for t in report["tests"] if t["verdict"] != "pass"}
