@@ -90,9 +90,9 @@ def broken_runs(
     selected = [
         item.callspec.params["name"]
         for item in request.session.items
-        if item.module is request.module
+        if isinstance(item, pytest.Function)
+        and item.module is request.module
         and item.originalname == BROKEN
-        and isinstance(item, pytest.Function)
     ]
     # The longest (the backoff measurements) first, so that none runs last alone.
     ordered = sorted(selected, key=lambda n: VARIANTS[n].check not in (SCHEDULE, JITTER))
