@@ -40,6 +40,9 @@ class _Stream:
     dropped: tuple[int, int] = (0, 0)  # position of the newest event no longer buffered
 
 
+ALLOWED = RateDecision(True)
+
+
 class MemoryBroker(Broker):
     def __init__(self) -> None:
         self._callbacks: list[DeliveryCallback] = []
@@ -127,7 +130,7 @@ class MemoryBroker(Broker):
         if len(window) >= limit:
             return RateDecision(False, max(1, window[0] + window_ms - now_ms))
         window.append(now_ms)
-        return RateDecision(True)
+        return ALLOWED
 
     async def record_create(
         self, collection: str, record_id: str, data: dict[str, Any]

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar
 
 from reference_server.broker.base import Broker
 from reference_server.core.effects import Ask, Close, Effect, Publish, Send, Step
 
 T = TypeVar("T")
-OutputSink = Callable[[Send | Close], Awaitable[None]]
+#: Takes the step's outputs as they come; synchronous, since queueing a frame never waits.
+OutputSink = Callable[[Send | Close], None]
 
 
 async def run_step(step: Step[T], broker: Broker, sink: OutputSink) -> T:
@@ -40,16 +41,13 @@ async def run_step(step: Step[T], broker: Broker, sink: OutputSink) -> T:
             except Exception as exc:
                 failure = exc
         else:
-            await sink(effect)
+            sink(effect)
 
 
 def run_step_sync(step: Step[T], broker: Broker, outputs: list[Send | Close]) -> T:
     """For tests of the core: the in-memory broker never suspends, so no event loop is needed."""
 
-    async def collect(effect: Send | Close) -> None:
-        outputs.append(effect)
-
-    coroutine: Coroutine[Any, Any, T] = run_step(step, broker, collect)
+    coroutine: Coroutine[Any, Any, T] = run_step(step, broker, outputs.append)
     try:
         coroutine.send(None)
     except StopIteration as stop:

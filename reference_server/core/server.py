@@ -8,6 +8,7 @@ delivered a publication. Each returns a :data:`Step`; the transport runs it with
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Sequence
 from typing import Any, ClassVar
 
@@ -72,8 +73,16 @@ class ServerCore(RoomHandlers, MessagingHandlers, DataHandlers, StreamHandlers):
     }
 
     def handler_for(self, message_type: str) -> Handler:
-        handler: Handler = getattr(self, self.HANDLERS[message_type])
-        return handler
+        return self._handlers[message_type]
+
+    @functools.cached_property
+    def _handlers(self) -> dict[str, Handler]:
+        """Bound once: dispatch is on the path of every message."""
+        return {name: getattr(self, method) for name, method in self.HANDLERS.items()}
+
+    @functools.cached_property
+    def _feature_set(self) -> frozenset[str]:
+        return frozenset(self.features)
 
     @property
     def handled_types(self) -> frozenset[str]:
@@ -263,7 +272,7 @@ class ServerCore(RoomHandlers, MessagingHandlers, DataHandlers, StreamHandlers):
             yield Send(connection.client_id, self.messages.problem(problem))
             return
         message_type = catalog().types[message["type"]]
-        if message_type.feature not in self.features:
+        if message_type.feature not in self._feature_set:
             raise Refused(
                 "unknown_type",
                 f"{message_type.name} belongs to feature {message_type.feature!r}, "

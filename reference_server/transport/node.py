@@ -45,10 +45,7 @@ class Node:
         self._telling: set[asyncio.Task[None]] = set()
 
     async def execute(self, step: Step[T]) -> T:
-        return await run_step(step, self.broker, self._apply)
-
-    async def _apply(self, effect: Send | Close) -> None:
-        self._apply_now(effect)
+        return await run_step(step, self.broker, self._apply_now)
 
     def _apply_now(self, effect: Send | Close) -> None:
         channel = self.channels.get(effect.client_id)
