@@ -221,12 +221,24 @@ async def run_all(args: argparse.Namespace, target: ClientTarget, planned: list[
     log_dir = report_dir / "client-logs"
     # Scenarios share nothing (each has its own scripted server and client process) and
     # mostly wait on the client's timers, so --jobs overlaps them; results keep the order
-    # of the plan. The first runs alone: a client that does not start stops the run.
-    slots = asyncio.Semaphore(max(1, args.jobs))
+    # of the plan. The first runs alone: a client that does not start stops the run. A
+    # scenario marked ``alone`` takes every slot, so nothing runs beside it.
+    jobs = max(1, args.jobs)
+    slots = asyncio.Semaphore(jobs)
+    whole = asyncio.Lock()
 
     async def scenario_in_slot(item: Planned) -> tuple[list[CheckResult], bool]:
-        async with slots:
+        if not item.scenario.alone:
+            async with slots:
+                return await run_scenario(target, item.scenario, log_dir, token)
+        async with whole:
+            for _ in range(jobs):
+                await slots.acquire()
+        try:
             return await run_scenario(target, item.scenario, log_dir, token)
+        finally:
+            for _ in range(jobs):
+                slots.release()
 
     pending: list[asyncio.Task[tuple[list[CheckResult], bool]]] = []
     try:
