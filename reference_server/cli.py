@@ -215,8 +215,7 @@ def _parser() -> argparse.ArgumentParser:
         "--loop",
         default="auto",
         choices=LOOPS,
-        help="event loop: uvloop when installed (auto), or the one named "
-        "(default: %(default)s)",
+        help="event loop: uvloop when installed (auto), or the one named (default: %(default)s)",
     )
     serve.add_argument(
         "--log-level",

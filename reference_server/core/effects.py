@@ -11,7 +11,7 @@ from reference_server.broker.base import Broker, Publication
 T = TypeVar("T")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)  # slots: one is made per recipient of every delivery
 class Send:
     """Queue ``message`` for the local client ``client_id``."""
 
@@ -19,14 +19,14 @@ class Send:
     message: dict[str, Any]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Publish:
     """Hand ``publication`` to the broker, which delivers it on every node."""
 
     publication: Publication
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Close:
     """Close the local client's connection with a close code from close-codes.json."""
 
@@ -35,7 +35,7 @@ class Close:
     reason: str
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Ask(Generic[T]):
     """One broker operation; the driver awaits ``call(broker)`` and sends the result back."""
 

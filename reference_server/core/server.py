@@ -340,18 +340,20 @@ class ServerCore(RoomHandlers, MessagingHandlers, DataHandlers, StreamHandlers):
         wants = self._audience(kind, name, topic, publication.position, message)
         exclude, recipients = publication.exclude, publication.recipients
         sends = []
+        stream = kind == "stream"
         for connection in self.connections.values():
-            if connection.state is not State.OPEN or connection.client_id in exclude:
+            client_id = connection.client_id
+            if connection.state is not State.OPEN or client_id in exclude:
                 continue
-            if recipients is not None and connection.client_id not in recipients:
+            if recipients is not None and client_id not in recipients:
                 continue
             if not wants(connection):
                 continue
-            held = connection.held.get(name) if kind == "stream" else None
+            held = connection.held.get(name) if stream and connection.held else None
             if held is not None:
                 held.append(message)
             else:
-                sends.append(Send(connection.client_id, message))
+                sends.append(Send(client_id, message))
         return sends
 
     @staticmethod
@@ -370,7 +372,11 @@ class ServerCore(RoomHandlers, MessagingHandlers, DataHandlers, StreamHandlers):
 
             def subscribed(connection: Connection) -> bool:
                 stream_filter = connection.streams.get(name)
-                return stream_filter is not None and stream_filter.passes(event_type, tags)
+                if stream_filter is None:
+                    return False
+                if stream_filter.event_types is None and stream_filter.tags is None:
+                    return True  # no filter, the usual case: no call
+                return stream_filter.passes(event_type, tags)
 
             return subscribed
         everyone = topic in (BROADCAST_TOPIC, DIRECT_TOPIC)

@@ -99,15 +99,23 @@ class Outbox:
 
     def put(self, data: bytes) -> bool:
         """False when the client already holds too much (it is not reading)."""
-        unsent = self.unsent_bytes()
-        if not unsent and not self._parts:
+        # Once per message per recipient: unsent_bytes() and _append() written out here.
+        transport = self._transport
+        unsent = 0
+        if transport is not None and not transport.is_closing():
+            unsent = transport.get_write_buffer_size()
+        parts = self._parts
+        if not unsent and not parts:
             self._backlog = 0
-        if self._backlog >= self._limit or (
-            self._pending_bytes + unsent + len(data) > self._limit_bytes
-        ):
+        size = len(data)
+        if self._backlog >= self._limit or self._pending_bytes + unsent + size > self._limit_bytes:
             return False
         self._backlog += 1
-        self._append(data)
+        parts.append(data)
+        self._pending_bytes += size
+        if not self._marked and not self._held:
+            self._marked = True
+            self._corker.mark(self)
         return True
 
     def put_control(self, data: bytes) -> None:

@@ -91,10 +91,15 @@ class SseChannel:
     def push(self, message: dict[str, Any], data: bytes | None = None) -> bool:
         if self._ending:
             return True  # the stream is ending: what comes after the close is dropped
+        positions = self.positions
         if message["type"] == "stream_event":
             payload = message["payload"]
-            self.positions[payload["streamId"]] = payload["event"]["id"]
-        cursor = encode_cursor(self.positions)
+            stream_id = payload["streamId"]
+            positions[stream_id] = event_id = payload["event"]["id"]
+            # One selected stream, the usual case: its cursor is just this event's.
+            cursor = f"{stream_id}={event_id}" if len(positions) == 1 else encode_cursor(positions)
+        else:
+            cursor = encode_cursor(positions)
         if data is None:
             return self._outbox.put(self._framed(frame(message, cursor)))
         return self._outbox.put(_shared_frame(cursor, message["type"], data, self._chunked))
