@@ -79,6 +79,7 @@ class SseChannel:
         self._outbox = Outbox(transport, limit, limit_bytes, corker=corker, held=True)
         self._chunked = chunked
         self._ending = False
+        self._overflowed = False
         self.positions: dict[str, str] = {}
         self.done = asyncio.Event()
 
@@ -101,8 +102,13 @@ class SseChannel:
         else:
             cursor = encode_cursor(positions)
         if data is None:
-            return self._outbox.put(self._framed(frame(message, cursor)))
-        return self._outbox.put(_shared_frame(cursor, message["type"], data, self._chunked))
+            framed = self._framed(frame(message, cursor))
+        else:
+            framed = _shared_frame(cursor, message["type"], data, self._chunked)
+        if self._outbox.put(framed):
+            return True
+        self._overflowed = True
+        return False
 
     def keep_alive(self) -> None:
         if not self._ending:
@@ -113,7 +119,10 @@ class SseChannel:
         if self._ending:
             return
         self._ending = True
-        self._outbox.flush()
+        if self._overflowed:  # SSE-010: the backlog is the problem; the end goes ahead of it
+            self._outbox.discard()
+        else:
+            self._outbox.flush()
         self.done.set()
         # A client that stopped reading must not keep the socket and its buffer for ever.
         asyncio.get_running_loop().call_later(CLOSE_GRACE_SECONDS, self._cut_if_stuck)

@@ -323,3 +323,33 @@ async def test_events_are_framed_for_the_request_s_http_version(
     ]
     assert ids == published
 
+
+
+async def test_a_slow_consumer_s_stream_ends_ahead_of_its_backlog() -> None:
+    """SSE-010: what overflowed was never handed to the socket, and is not handed over at
+    the close either; an ordinary close sends what was pushed before it."""
+
+    class RecordingTransport(asyncio.WriteTransport):
+        def __init__(self) -> None:
+            super().__init__()
+            self.written = b""
+
+        def write(self, data: bytes | bytearray | memoryview) -> None:
+            self.written += bytes(data)
+
+        def get_write_buffer_size(self) -> int:
+            return 0
+
+        def is_closing(self) -> bool:
+            return False
+
+    message = {"type": "heartbeat", "payload": {"padding": "x" * 500}}
+    for overflow in (True, False):
+        transport = RecordingTransport()
+        channel = SseChannel(transport, limit=1000, limit_bytes=1500, chunked=False)
+        channel.start()
+        pushed = [channel.push(message) for _ in range(3 if overflow else 2)]
+        assert pushed[-1] is not overflow
+        channel.close(4002 if overflow else 1001, "end")
+        await asyncio.sleep(0)
+        assert (transport.written == b"") is overflow, transport.written[:80]
