@@ -40,6 +40,15 @@ REFUSED_V4_NETWORKS = {
 #: IPv6 addresses of the refused ranges.
 REFUSED_V6 = ["::1", "0:0:0:0:0:0:0:1", "fe80::1", "fd12:3456::1", "::", "ff02::1"]
 
+#: Each IPv6 range CHAT-004 refuses, whole (IPv4-mapped addresses go with their IPv4 range).
+REFUSED_V6_NETWORKS = {
+    "loopback": "::1/128",
+    "unspecified": "::/128",
+    "link-local": "fe80::/10",
+    "unique-local": "fc00::/7",
+    "multicast": "ff00::/8",
+}
+
 #: Host names CHAT-004 refuses (localhost and its subdomains), spelled as parsers accept.
 REFUSED_NAMES = ["localhost", "LOCALHOST", "localhost.", "api.localhost", "api.localhost."]
 
@@ -89,11 +98,29 @@ def _refused_v4(draw: st.DrawFn) -> tuple[str, str]:
 
 
 @st.composite
+def _refused_v6(draw: st.DrawFn) -> tuple[str, str]:
+    name = draw(st.sampled_from(sorted(REFUSED_V6_NETWORKS)))
+    network = ipaddress.IPv6Network(REFUSED_V6_NETWORKS[name])
+    number = draw(st.integers(int(network.network_address), int(network.broadcast_address)))
+    address = ipaddress.IPv6Address(number)
+    notation, host = draw(
+        st.sampled_from(
+            [
+                ("compressed", address.compressed),
+                ("exploded", address.exploded),
+                ("upper-case", address.compressed.upper()),
+            ]
+        )
+    )
+    return f"v6 {name} {notation}", f"[{host}]"
+
+
+@st.composite
 def refused_attachment_urls(draw: st.DrawFn) -> tuple[str, str]:
-    """(label, url): any address of a refused range in any notation, or a refused IPv6
-    address or localhost name, under http or https, with or without a port and path."""
-    others = [(f"v6 {h}", f"[{h}]") for h in REFUSED_V6] + [(f"name {n}", n) for n in REFUSED_NAMES]
-    label, host = draw(st.one_of(_refused_v4(), st.sampled_from(others)))
+    """(label, url): any address of a refused range in any notation, IPv4 or IPv6, or a
+    localhost name, under http or https, with or without a port and path."""
+    names = [(f"name {n}", n) for n in REFUSED_NAMES]
+    label, host = draw(st.one_of(_refused_v4(), _refused_v6(), st.sampled_from(names)))
     scheme = draw(st.sampled_from(["http", "https", "HTTP"]))
     port = draw(st.one_of(st.just(""), st.integers(1, 65535).map(lambda p: f":{p}")))
     path = draw(st.sampled_from(["/cat.png", "/", "", "/a/b?x=1#f"]))

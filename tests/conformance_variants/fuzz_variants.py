@@ -208,6 +208,14 @@ NARROW_RANGES = tuple(
 )
 
 
+#: The refused IPv6 ranges, cut down the same way: each holds the addresses of the fixed
+#: list (::1, fe80::1, fd12:3456::1, ::, ff02::1) but not the whole range.
+NARROW_V6_RANGES = tuple(
+    ipaddress.IPv6Network(network)
+    for network in ("::1/128", "::/128", "fe80::/64", "fd00::/8", "ff02::/16")
+)
+
+
 def _narrow_refusal(url: str) -> str | None:
     """The reference's reading of every notation, judged against the narrow table."""
     from reference_server.core.policy import _literal_ip, refused_attachment_host
@@ -216,14 +224,16 @@ def _narrow_refusal(url: str) -> str | None:
     address = _literal_ip(host)
     if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
         address = address.ipv4_mapped
+    if isinstance(address, ipaddress.IPv6Address):
+        return "internal address" if any(address in n for n in NARROW_V6_RANGES) else None
     if not isinstance(address, ipaddress.IPv4Address):
         return refused_attachment_host(url)
     return "internal address" if any(address in net for net in NARROW_RANGES) else None
 
 
 class AttachmentRangesTooNarrow(ServerCore):
-    """CHAT-004: every notation is read right, but each refused IPv4 range is cut down to
-    a /24 or so around its best-known address; 127.8.9.10 or 192.168.200.1 slip through."""
+    """CHAT-004: every notation is read right, but each refused range is cut down to a /24
+    or so around its best-known address; 127.8.9.10, 192.168.200.1 or fc00::5 slip through."""
 
     def on_chat_message(self, connection: Connection, message: Message, now_ms: int) -> Step[None]:
         payload = message["payload"]
