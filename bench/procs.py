@@ -348,6 +348,11 @@ def workers(*items: Worker) -> Iterator[list[Worker]]:
             item.close()
 
 
+def cpu_us_per_delivery(answer: dict[str, Any]) -> float:
+    """The server's CPU time per delivery of a fan-out window, in microseconds."""
+    return float(answer["server_cpu_s"]) / max(1, int(answer["deliveries"])) * 1e6
+
+
 def measure(server: ServerProcess, worker: Worker, command: dict[str, Any]) -> dict[str, Any]:
     """One measurement window, with the server's CPU time spent during it."""
     before = cpu_seconds(server.pid)

@@ -38,6 +38,9 @@ class Target:
 
 
 INFO = Target("info")
+#: CPU efficiency against a raw baseline, and p99 latency as a multiple of the baseline's.
+CPU_FLOOR = 0.80
+P99_CEILING = 1.5
 
 
 def at_least(ratio: float) -> Target:

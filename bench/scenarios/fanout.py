@@ -20,18 +20,19 @@ from bench.procs import (
     ServerProcess,
     Worker,
     baseline_server,
+    cpu_us_per_delivery,
     measure,
     redis_server,
     reference_server,
     workers,
 )
 from bench.report import (
+    CPU_FLOOR,
     INFO,
     Row,
     at_least,
     efficiency_row,
     make_row,
-    paired_ratio,
     unavailable,
 )
 from bench.scenarios import Context
@@ -68,7 +69,7 @@ def _worker(
 def _summary(answers: list[dict[str, Any]]) -> dict[str, Any]:
     p50 = statistics.median(a["p50_us"] or 0.0 for a in answers)
     p99 = statistics.median(a["p99_us"] or 0.0 for a in answers)
-    cpu = statistics.median(_cpu_per_delivery(a) for a in answers)
+    cpu = statistics.median(cpu_us_per_delivery(a) for a in answers)
     return {
         "p50_us": p50,
         "p99_us": p99,
@@ -133,16 +134,12 @@ def measure_pair(
                 scenario,
                 "us/delivery",
                 BASELINE,
-                [_cpu_per_delivery(a) for a in answers["baseline"]],
-                [_cpu_per_delivery(a) for a in answers["value"]],
-                0.80 if targeted else None,
+                [cpu_us_per_delivery(a) for a in answers["baseline"]],
+                [cpu_us_per_delivery(a) for a in answers["value"]],
+                CPU_FLOOR if targeted else None,
             )
         )
     return rows
-
-
-def _cpu_per_delivery(answer: dict[str, Any]) -> float:
-    return float(answer["server_cpu_s"]) / max(1, int(answer["deliveries"])) * 1e6
 
 
 def cluster_row(ctx: Context, baseline: ServerProcess, members: int) -> Row:
@@ -191,9 +188,6 @@ def run(ctx: Context) -> list[Row]:
 def cluster_to_single(cluster: Row, single: Row) -> Row:
     """Two nodes on Redis against one node, each against the same baseline in its own run:
     the ratio of the two paired ratios, so the baseline's drift between them cancels."""
-    ratio = None
-    if cluster.ratio is not None and single.ratio:
-        ratio = cluster.ratio / single.ratio
     row = make_row(
         f"{cluster.scenario.split(',')[0]}, two nodes vs one",
         cluster.unit,
@@ -203,7 +197,6 @@ def cluster_to_single(cluster: Row, single: Row) -> Row:
         INFO,
         note="ratio: (two nodes / baseline) / (one node / baseline)",
     )
-    row.ratio = (
-        ratio if ratio is not None else paired_ratio(cluster.runs["value"], single.runs["value"])
-    )
+    if cluster.ratio is not None and single.ratio:
+        row.ratio = cluster.ratio / single.ratio
     return row

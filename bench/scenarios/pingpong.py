@@ -25,7 +25,9 @@ from bench.procs import (
     workers,
 )
 from bench.report import (
+    CPU_FLOOR,
     INFO,
+    P99_CEILING,
     Row,
     at_least,
     efficiency_row,
@@ -37,8 +39,6 @@ from bench.scenarios import Context
 
 SHAPES = (("1 conn", 1, 1), ("50x10", 50, 10))
 TARGET = at_least(0.80)
-CPU_FLOOR = 0.80  # CPU efficiency against the raw echo
-P99_CEILING = 1.5  # p99 latency at most this multiple of the raw echo's
 REFERENCE = "reference"
 ECHO = "aiohttp echo"
 PICOWS = "picows echo"
@@ -157,12 +157,12 @@ def rows_for(label: str, found: dict[str, list[Window]]) -> list[Row]:
         if value_side not in found or base_side not in found:
             continue
         base, value = found[base_side], found[value_side]
-        target = INFO
-        if label == "50x10" and base_side in (ECHO, NODE) and value_side == REFERENCE:
-            target = TARGET if base_side == ECHO else NODE_TARGET
+        judged = label == "50x10" and value_side == REFERENCE and base_side in (ECHO, NODE)
+        target = (TARGET if base_side == ECHO else NODE_TARGET) if judged else INFO
+        scenario = f"ping/pong {label}{suffix}"
         rows.append(
             make_row(
-                f"ping/pong {label}{suffix}",
+                scenario,
                 "msg/s",
                 base_side,
                 [w.rate for w in base],
@@ -171,19 +171,19 @@ def rows_for(label: str, found: dict[str, list[Window]]) -> list[Row]:
                 details={**_details(base, "baseline"), **_details(value, "value")},
             )
         )
-        if label == "50x10" and base_side in (ECHO, NODE) and value_side == REFERENCE:
-            rows.append(
-                efficiency_row(
-                    f"ping/pong {label}{suffix}",
-                    "us/msg",
-                    base_side,
-                    [w.cpu_us_per_message for w in base],
-                    [w.cpu_us_per_message for w in value],
-                    CPU_FLOOR if base_side == ECHO else None,
-                )
+        if not judged:
+            continue
+        rows.append(
+            efficiency_row(
+                scenario,
+                "us/msg",
+                base_side,
+                [w.cpu_us_per_message for w in base],
+                [w.cpu_us_per_message for w in value],
+                CPU_FLOOR if base_side == ECHO else None,
             )
-        if label == "50x10" and not suffix:
-            scenario = f"ping/pong {label}"
+        )
+        if base_side == ECHO:
             rows.append(
                 latency_row(
                     scenario,

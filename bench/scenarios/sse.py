@@ -13,9 +13,19 @@ import urllib.error
 import urllib.request
 from typing import Any
 
-from bench.procs import ServerProcess, Worker, baseline_server, measure, reference_server, workers
+from bench.procs import (
+    ServerProcess,
+    Worker,
+    baseline_server,
+    cpu_us_per_delivery,
+    measure,
+    reference_server,
+    workers,
+)
 from bench.report import (
+    CPU_FLOOR,
     INFO,
+    P99_CEILING,
     Row,
     at_least,
     efficiency_row,
@@ -59,7 +69,7 @@ def _worker(ctx: Context, server: ServerProcess, subscribers: int, reference: bo
 
 def _details(side: str, answers: list[dict[str, Any]]) -> dict[str, Any]:
     p99 = statistics.median(a["p99_us"] or 0.0 for a in answers)
-    cpu = statistics.median(a["server_cpu_s"] / max(1, a["deliveries"]) * 1e6 for a in answers)
+    cpu = statistics.median(cpu_us_per_delivery(a) for a in answers)
     return {
         f"{side}_cpu_us_per_delivery": cpu,
         f"{side}_p50_us": statistics.median(a["p50_us"] or 0.0 for a in answers),
@@ -138,9 +148,9 @@ def measure_sizes(
                 scenario,
                 "us/delivery",
                 BASELINE,
-                _cpu_per_delivery(answers["baseline"]),
-                _cpu_per_delivery(answers["value"]),
-                0.80 if targeted else None,
+                [cpu_us_per_delivery(a) for a in answers["baseline"]],
+                [cpu_us_per_delivery(a) for a in answers["value"]],
+                CPU_FLOOR if targeted else None,
             )
         )
         rows.append(
@@ -149,14 +159,10 @@ def measure_sizes(
                 BASELINE,
                 [(a["p99_us"] or 0.0) / 1000 for a in answers["baseline"]],
                 [(a["p99_us"] or 0.0) / 1000 for a in answers["value"]],
-                1.5 if targeted else None,
+                P99_CEILING if targeted else None,
             )
         )
     return rows
-
-
-def _cpu_per_delivery(answers: list[dict[str, Any]]) -> list[float]:
-    return [a["server_cpu_s"] / max(1, a["deliveries"]) * 1e6 for a in answers]
 
 
 def run(ctx: Context) -> list[Row]:
