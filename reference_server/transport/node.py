@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import orjson
 from aiohttp import web
@@ -53,13 +53,19 @@ class Node:
             return
         if isinstance(effect, Close):
             channel.close(effect.code, effect.reason)
-        elif not channel.push(effect.message):
-            self._overflowed(effect.client_id)
+        else:
+            self._push(channel, effect.client_id, effect.message)
 
-    def _overflowed(self, client_id: str) -> None:
-        """WS-008: the close (and the cleanup the core does with the broker) runs as a step
-        of its own; the channel refuses everything else meanwhile."""
-        if client_id in self._closing:
+    def _push(
+        self,
+        channel: OutboundChannel,
+        client_id: str,
+        message: dict[str, Any],
+        data: bytes | None = None,
+    ) -> None:
+        """WS-008: a client over its bound is closed by a step of its own (the close and the
+        cleanup the core does with the broker); the channel refuses everything meanwhile."""
+        if channel.push(message, data) or client_id in self._closing:
             return
         task = asyncio.create_task(self.execute(self.core.slow_consumer(client_id)))
         self._closing[client_id] = task
@@ -80,10 +86,10 @@ class Node:
         channels = self.channels
         for send in sends:
             channel = channels.get(send.client_id)
-            if channel is None:
-                continue
-            if not channel.push(send.message, data if send.message is shared else None):
-                self._overflowed(send.client_id)
+            if channel is not None:
+                self._push(
+                    channel, send.client_id, send.message, data if send.message is shared else None
+                )
 
 
 NODE_KEY = web.AppKey("rep_node", Node)

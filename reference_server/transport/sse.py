@@ -55,8 +55,12 @@ def _shared_frame(cursor: str, event_type: str, data: bytes, chunked: bool) -> b
     """A publication is framed once for every subscriber whose cursor is the same (all of
     them, for the readers of one stream), not once each; ``data`` is its JSON, encoded once
     per publication, so a lookup hashes it once."""
-    event = sse_event(cursor, event_type, data)
-    return http_chunk(event) if chunked else event
+    return _body(sse_event(cursor, event_type, data), chunked)
+
+
+def _body(data: bytes, chunked: bool) -> bytes:
+    """Bytes of the response body: one chunk when the response is chunked."""
+    return http_chunk(data) if chunked else data
 
 
 class SseChannel:
@@ -86,23 +90,16 @@ class SseChannel:
     def start(self) -> None:
         self._outbox.release()
 
-    def _framed(self, data: bytes) -> bytes:
-        return http_chunk(data) if self._chunked else data
-
     def push(self, message: dict[str, Any], data: bytes | None = None) -> bool:
         if self._ending:
             return True  # the stream is ending: what comes after the close is dropped
         positions = self.positions
         if message["type"] == "stream_event":
             payload = message["payload"]
-            stream_id = payload["streamId"]
-            positions[stream_id] = event_id = payload["event"]["id"]
-            # One selected stream, the usual case: its cursor is just this event's.
-            cursor = f"{stream_id}={event_id}" if len(positions) == 1 else encode_cursor(positions)
-        else:
-            cursor = encode_cursor(positions)
+            positions[payload["streamId"]] = payload["event"]["id"]
+        cursor = encode_cursor(positions)
         if data is None:
-            framed = self._framed(frame(message, cursor))
+            framed = _body(frame(message, cursor), self._chunked)
         else:
             framed = _shared_frame(cursor, message["type"], data, self._chunked)
         if self._outbox.put(framed):
@@ -112,7 +109,7 @@ class SseChannel:
 
     def keep_alive(self) -> None:
         if not self._ending:
-            self._outbox.put_control(self._framed(b": keep-alive\n\n"))  # SSE-005
+            self._outbox.put_control(_body(b": keep-alive\n\n", self._chunked))  # SSE-005
 
     def close(self, code: int, reason: str) -> None:
         """End the stream after what was pushed; a slow consumer's backlog is dropped."""
