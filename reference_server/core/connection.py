@@ -55,6 +55,11 @@ class StreamFilter:
         return self.tags is None or not self.tags.isdisjoint(tags)
 
 
+#: Every subscription without a filter shares this one, so a fan-out recognises it by
+#: identity instead of reading each subscriber's filter.
+UNFILTERED = StreamFilter()
+
+
 @dataclass
 class Connection:
     client_id: str

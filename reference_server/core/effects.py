@@ -11,7 +11,9 @@ from reference_server.broker.base import Broker, Publication
 T = TypeVar("T")
 
 
-@dataclass(frozen=True, slots=True)  # slots: one is made per recipient of every delivery
+# Not frozen: one is made per recipient of every delivery, and a frozen dataclass's
+# __init__ sets each field through object.__setattr__.
+@dataclass(slots=True)
 class Send:
     """Queue ``message`` for the local client ``client_id``."""
 

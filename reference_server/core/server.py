@@ -9,7 +9,7 @@ delivered a publication. Each returns a :data:`Step`; the transport runs it with
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any, ClassVar
 
 from reference_server.auth import Principal
@@ -30,7 +30,7 @@ from reference_server.core.base import (
     room_topic,
     stream_topic,
 )
-from reference_server.core.connection import Connection, Event, State, transition
+from reference_server.core.connection import UNFILTERED, Connection, Event, State, transition
 from reference_server.core.data import DataHandlers
 from reference_server.core.effects import Close, Publish, Send, Step, ask
 from reference_server.core.messaging import MessagingHandlers
@@ -332,29 +332,58 @@ class ServerCore(RoomHandlers, MessagingHandlers, DataHandlers, StreamHandlers):
         return False
 
     # ------------------------------------------------------------------ delivery
-    def deliver(self, publication: Publication) -> list[Send]:
-        """Local fan-out of a publication the broker delivered (from any node)."""
+    def deliver(self, publication: Publication) -> Iterable[Send]:
+        """Local fan-out of a publication the broker delivered (from any node).
+
+        A stream event's sends come one at a time, so the first subscriber's copy can leave
+        while the others are still being found."""
         topic = publication.topic
         kind, _, name = topic.partition(":")
         message = publication.message
-        wants = self._audience(kind, name, topic, publication.position, message)
         exclude, recipients = publication.exclude, publication.recipients
+        if kind == "stream":
+            return self._deliver_stream_event(name, message, exclude, recipients)
+        wants = self._audience(kind, name, topic, publication.position, message)
         sends = []
-        stream = kind == "stream"
         for connection in self.connections.values():
             client_id = connection.client_id
             if connection.state is not _OPEN or client_id in exclude:
                 continue
             if recipients is not None and client_id not in recipients:
                 continue
-            if not wants(connection):
+            if wants(connection):
+                sends.append(Send(client_id, message))
+        return sends
+
+    def _deliver_stream_event(
+        self,
+        stream_id: str,
+        message: dict[str, Any],
+        exclude: frozenset[str],
+        recipients: frozenset[str] | None,
+    ) -> Iterator[Send]:
+        """The SSE fan-out's loop, once per subscriber: the subscription test written out
+        (the shared unfiltered subscription is known by identity), held while its replay
+        runs (STREAM-004)."""
+        event = message["payload"]["event"]
+        event_type, tags = event["type"], tuple(event["tags"])
+        narrowed = bool(exclude) or recipients is not None
+        for connection in self.connections.values():
+            stream_filter = connection.streams.get(stream_id)
+            if stream_filter is None or connection.state is not _OPEN:
                 continue
-            held = connection.held.get(name) if stream and connection.held else None
+            client_id = connection.client_id
+            if narrowed and (
+                client_id in exclude or (recipients is not None and client_id not in recipients)
+            ):
+                continue
+            if stream_filter is not UNFILTERED and not stream_filter.passes(event_type, tags):
+                continue
+            held = connection.held.get(stream_id) if connection.held else None
             if held is not None:
                 held.append(message)
             else:
-                sends.append(Send(client_id, message))
-        return sends
+                yield Send(client_id, message)
 
     @staticmethod
     def _audience(
@@ -366,19 +395,6 @@ class ServerCore(RoomHandlers, MessagingHandlers, DataHandlers, StreamHandlers):
             return lambda c: name in c.rooms and _after(position, c.joined_at.get(name, ""))
         if kind == "collection":
             return lambda c: name in c.collections
-        if kind == "stream":
-            event = message["payload"]["event"]
-            event_type, tags = event["type"], tuple(event["tags"])
-
-            def subscribed(connection: Connection) -> bool:
-                stream_filter = connection.streams.get(name)
-                if stream_filter is None:
-                    return False
-                if stream_filter.event_types is None and stream_filter.tags is None:
-                    return True  # no filter, the usual case: no call
-                return stream_filter.passes(event_type, tags)
-
-            return subscribed
         everyone = topic in (BROADCAST_TOPIC, DIRECT_TOPIC)
         return lambda c: everyone
 

@@ -16,7 +16,7 @@ from reference_server.core.base import (
     Refused,
     stream_topic,
 )
-from reference_server.core.connection import Connection, StreamFilter
+from reference_server.core.connection import UNFILTERED, Connection, StreamFilter
 from reference_server.core.effects import Publish, Send, Step, ask
 
 
@@ -39,9 +39,13 @@ class StreamHandlers(CoreBase):
         if stream_id in connection.streams:
             raise Refused("conflict", f"already subscribed to {stream_id}", "STREAM-010")
         raw_filter = payload.get("filter", {})
-        stream_filter = StreamFilter(
-            frozenset(raw_filter["eventTypes"]) if "eventTypes" in raw_filter else None,
-            frozenset(raw_filter["tags"]) if "tags" in raw_filter else None,
+        stream_filter = (
+            StreamFilter(
+                frozenset(raw_filter["eventTypes"]) if "eventTypes" in raw_filter else None,
+                frozenset(raw_filter["tags"]) if "tags" in raw_filter else None,
+            )
+            if "eventTypes" in raw_filter or "tags" in raw_filter
+            else UNFILTERED
         )
         last_event_id = payload.get("lastEventId")
         outcome = yield from self._subscribe_stream(
@@ -150,7 +154,7 @@ class StreamHandlers(CoreBase):
             outcome = yield from self._subscribe_stream(
                 connection,
                 stream_id,
-                StreamFilter(),
+                UNFILTERED,
                 after if resuming else None,
                 replay_all=False,
                 now_ms=now_ms,

@@ -75,6 +75,7 @@ class Outbox:
         *,
         corker: Corker | None = None,
         held: bool = False,
+        write_through: bool = False,
     ) -> None:
         # Not isinstance(): uvloop's transports have the methods but not the base classes.
         self._transport = cast("asyncio.WriteTransport | None", transport)
@@ -86,6 +87,10 @@ class Outbox:
         self._corker = corker or Corker()
         self._marked = False
         self._held = held
+        # Handed over at once when nothing waits before it: for a client that gets one
+        # message per event (SSE), waiting for the iteration's end batches nothing, and
+        # the first subscriber's copy should not wait for the last one's to be framed.
+        self._write_through = write_through
 
     def unsent_bytes(self) -> int:
         """What the transport has accepted but not yet sent."""
@@ -101,9 +106,8 @@ class Outbox:
         """False when the client already holds too much (it is not reading)."""
         # Once per message per recipient: unsent_bytes() and _append() written out here.
         transport = self._transport
-        unsent = 0
-        if transport is not None and not transport.is_closing():
-            unsent = transport.get_write_buffer_size()
+        writable = transport is not None and not transport.is_closing()
+        unsent = transport.get_write_buffer_size() if writable else 0  # type: ignore[union-attr]
         parts = self._parts
         if not unsent and not parts:
             self._backlog = 0
@@ -111,6 +115,10 @@ class Outbox:
         if self._backlog >= self._limit or self._pending_bytes + unsent + size > self._limit_bytes:
             return False
         self._backlog += 1
+        if self._write_through and not parts and not self._held:
+            if writable:  # a closing transport takes nothing more, as in flush()
+                transport.write(data)  # type: ignore[union-attr]
+            return True
         parts.append(data)
         self._pending_bytes += size
         if not self._marked and not self._held:
@@ -137,10 +145,12 @@ class Outbox:
     def flush(self) -> None:
         """Hand everything waiting to the transport now, in one write."""
         self._marked = False
-        if not self._parts or self._held:
+        parts = self._parts
+        if not parts or self._held:
             return
-        data = self._parts[0] if len(self._parts) == 1 else b"".join(self._parts)
-        self.discard()
+        data = parts[0] if len(parts) == 1 else b"".join(parts)
+        parts.clear()  # discard(), written out: once per recipient of every publication
+        self._pending_bytes = 0
         transport = self._transport
         if transport is not None and not transport.is_closing():
             transport.write(data)

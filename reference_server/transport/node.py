@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from typing import Any, TypeVar
+from typing import TypeVar
 
 import orjson
 from aiohttp import web
@@ -53,19 +53,13 @@ class Node:
             return
         if isinstance(effect, Close):
             channel.close(effect.code, effect.reason)
-        else:
-            self._push(channel, effect.client_id, effect.message)
+        elif not channel.push(effect.message):
+            self._slow_consumer(effect.client_id)
 
-    def _push(
-        self,
-        channel: OutboundChannel,
-        client_id: str,
-        message: dict[str, Any],
-        data: bytes | None = None,
-    ) -> None:
+    def _slow_consumer(self, client_id: str) -> None:
         """WS-008: a client over its bound is closed by a step of its own (the close and the
         cleanup the core does with the broker); the channel refuses everything meanwhile."""
-        if channel.push(message, data) or client_id in self._closing:
+        if client_id in self._closing:
             return
         task = asyncio.create_task(self.execute(self.core.slow_consumer(client_id)))
         self._closing[client_id] = task
@@ -77,19 +71,22 @@ class Node:
         task.add_done_callback(self._telling.discard)
 
     def _on_publication(self, publication: Publication) -> None:
-        sends = self.core.deliver(publication)
-        if not sends:
-            return
-        # Encoded once for every local recipient, not once each.
         shared = publication.message
-        data = orjson.dumps(shared)
+        data: bytes | None = None  # encoded once for every local recipient, not once each
         channels = self.channels
-        for send in sends:
+        for send in self.core.deliver(publication):
             channel = channels.get(send.client_id)
-            if channel is not None:
-                self._push(
-                    channel, send.client_id, send.message, data if send.message is shared else None
-                )
+            if channel is None:
+                continue
+            message = send.message
+            if message is shared:
+                if data is None:
+                    data = orjson.dumps(shared)
+                pushed = channel.push(message, data)
+            else:
+                pushed = channel.push(message)
+            if not pushed:
+                self._slow_consumer(send.client_id)
 
 
 NODE_KEY = web.AppKey("rep_node", Node)

@@ -80,7 +80,9 @@ class SseChannel:
         chunked: bool,
         corker: Corker | None = None,
     ) -> None:
-        self._outbox = Outbox(transport, limit, limit_bytes, corker=corker, held=True)
+        self._outbox = Outbox(
+            transport, limit, limit_bytes, corker=corker, held=True, write_through=True
+        )
         self._chunked = chunked
         self._ending = False
         self._overflowed = False
@@ -94,14 +96,15 @@ class SseChannel:
         if self._ending:
             return True  # the stream is ending: what comes after the close is dropped
         positions = self.positions
-        if message["type"] == "stream_event":
+        event_type = message["type"]
+        if event_type == "stream_event":
             payload = message["payload"]
             positions[payload["streamId"]] = payload["event"]["id"]
         cursor = encode_cursor(positions)
         if data is None:
             framed = _body(frame(message, cursor), self._chunked)
         else:
-            framed = _shared_frame(cursor, message["type"], data, self._chunked)
+            framed = _shared_frame(cursor, event_type, data, self._chunked)
         if self._outbox.put(framed):
             return True
         self._overflowed = True

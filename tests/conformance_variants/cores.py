@@ -7,7 +7,7 @@ never in the shipped kit.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import replace
 from types import SimpleNamespace
 from typing import Any
@@ -313,7 +313,7 @@ class NoLeaveNoticeOnDisconnect(ServerCore):
 class CollectionChangesTwice(ServerCore):
     """DATA-008: subscribers receive every change of a collection twice."""
 
-    def deliver(self, publication: Any) -> list[Send]:
+    def deliver(self, publication: Any) -> Iterable[Send]:
         sends = super().deliver(publication)
         if publication.topic.startswith("collection:"):
             return [send for send in sends for _ in range(2)]
@@ -439,7 +439,7 @@ class RoomsMatchedByPrefix(ServerCore):
     """CHAT-002: room ids are compared up to their first ':', so rooms sharing a prefix
     receive each other's traffic."""
 
-    def deliver(self, publication: Any) -> list[Send]:
+    def deliver(self, publication: Any) -> Iterable[Send]:
         kind, _, name = publication.topic.partition(":")
         if kind != "room":
             return super().deliver(publication)
@@ -594,7 +594,7 @@ class AnnouncementRoomCheckedFirst(ServerCore):
 class OthersCopiesUncorrelated(ServerCore):
     """MSG-007: only the sender's copy of a chat message carries correlation_id."""
 
-    def deliver(self, publication: Any) -> list[Send]:
+    def deliver(self, publication: Any) -> Iterable[Send]:
         sends = super().deliver(publication)
         sender = publication.message.get("metadata", {}).get("sender", {}).get("clientId")
         if publication.message.get("type") != "chat_message":

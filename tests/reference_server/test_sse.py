@@ -16,7 +16,7 @@ from reference_server.auth import mint_token
 from reference_server.config import parse_config
 from reference_server.testing import RunningServer, running_server
 from reference_server.transport.sse import CLOSE_GRACE_SECONDS as SSE_CLOSE_GRACE
-from reference_server.transport.sse import SseChannel, decode_cursor, encode_cursor
+from reference_server.transport.sse import SseChannel, decode_cursor, encode_cursor, frame
 from tests.reference_server.harness import VALIDATOR
 
 pytestmark = pytest.mark.network
@@ -324,32 +324,36 @@ async def test_events_are_framed_for_the_request_s_http_version(
     assert ids == published
 
 
-
 async def test_a_slow_consumer_s_stream_ends_ahead_of_its_backlog() -> None:
-    """SSE-010: what overflowed was never handed to the socket, and is not handed over at
-    the close either; an ordinary close sends what was pushed before it."""
+    """SSE-010: an event that would overflow the bound is never handed to the socket, not
+    even at the close that follows; an ordinary close sends everything pushed before it."""
 
     class RecordingTransport(asyncio.WriteTransport):
-        def __init__(self) -> None:
+        """A socket whose peer reads nothing (``stalled``): what it takes stays unsent."""
+
+        def __init__(self, stalled: bool) -> None:
             super().__init__()
+            self.stalled = stalled
             self.written = b""
 
         def write(self, data: bytes | bytearray | memoryview) -> None:
             self.written += bytes(data)
 
         def get_write_buffer_size(self) -> int:
-            return 0
+            return len(self.written) if self.stalled else 0
 
         def is_closing(self) -> bool:
             return False
 
     message = {"type": "heartbeat", "payload": {"padding": "x" * 500}}
+    event = frame(message, "")
     for overflow in (True, False):
-        transport = RecordingTransport()
+        transport = RecordingTransport(stalled=overflow)
         channel = SseChannel(transport, limit=1000, limit_bytes=1500, chunked=False)
         channel.start()
-        pushed = [channel.push(message) for _ in range(3 if overflow else 2)]
-        assert pushed[-1] is not overflow
+        pushed = [channel.push(message) for _ in range(3)]
+        assert pushed == [True, True, not overflow]
         channel.close(4002 if overflow else 1001, "end")
         await asyncio.sleep(0)
-        assert (transport.written == b"") is overflow, transport.written[:80]
+        # The third event is the one over the bound: it never reaches the socket.
+        assert transport.written == event * (2 if overflow else 3), transport.written[:80]
