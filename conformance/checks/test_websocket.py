@@ -47,12 +47,21 @@ def advertised_limit(rep: Harness, client: Client) -> int:
 def test_the_rep_subprotocol_is_selected_when_offered(rep: Harness, offer: list[str]) -> None:
     """Offering rep.v1 (alone or with others) gets rep.v1 selected in the handshake."""
     user = rep.user()
-    attempt = rep.attempt(rep.token(user), subprotocols=offer, label="client", user=user)
+    try:
+        attempt = rep.attempt(rep.token(user), subprotocols=offer, label="client", user=user)
+    except ConnectionError as exc:  # e.g. an unoffered subprotocol: RFC 6455 fails the client
+        raise rep.fail(
+            "WS-001",
+            sent=f"a handshake with a valid token offering {json_text(offer)}",
+            expected=f"HTTP 101 with Sec-WebSocket-Protocol: {SUBPROTOCOL}",
+            received=f"a handshake the client must fail: {exc}",
+        ) from exc
     if attempt.client is None:
         raise rep.fail(
             "WS-001",
+            sent=f"a handshake with a valid token offering {json_text(offer)}",
             expected="HTTP 101 for a valid token",
-            received=f"HTTP {attempt.status}",
+            received=f"HTTP {attempt.status} {attempt.body[:200]}",
         )
     selected = attempt.client.ws.subprotocol
     if selected != SUBPROTOCOL:

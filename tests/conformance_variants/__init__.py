@@ -174,6 +174,23 @@ def rep_v1_always_selected() -> Any:
     return _replaced(web, "WebSocketResponse", AlwaysRepV1)
 
 
+def offer_echoed_back() -> Any:
+    """WS-001: the answer echoes the client's whole offer (``chat.v2, rep.v1``) instead of
+    selecting one subprotocol; right for a single offer, and RFC 6455 makes the client fail
+    the handshake otherwise."""
+    from aiohttp import web
+
+    class EchoesTheOffer(web.WebSocketResponse):
+        def _handshake(self, request: Any) -> Any:
+            headers, protocol, *rest = super()._handshake(request)
+            offer = request.headers.get("Sec-WebSocket-Protocol")
+            if protocol is not None and offer:
+                headers["Sec-WebSocket-Protocol"] = offer
+            return (headers, protocol, *rest)
+
+    return _replaced(web, "WebSocketResponse", EchoesTheOffer)
+
+
 #: An escaped surrogate pair, or an escaped surrogate standing alone.
 _SURROGATE_ESCAPE = re.compile(
     r"\\u[dD][89abAB][0-9a-fA-F]{2}\\u[dD][c-fC-F][0-9a-fA-F]{2}|\\u[dD][89a-fA-F][0-9a-fA-F]{2}"
@@ -510,6 +527,12 @@ VARIANTS = [
         "WS-001",
         ("test_the_rep_subprotocol_is_selected_when_offered",),
         patch=other_subprotocol,
+    ),
+    Variant(
+        "whole-offer-echoed-back",
+        "WS-001",
+        ("test_the_rep_subprotocol_is_selected_when_offered",),
+        patch=offer_echoed_back,
     ),
     Variant(
         "query-token-wins-over-header",
