@@ -7,8 +7,8 @@
 REP_TOOLS=(
   "redis-server|redis-server|the Redis broker and multi-node tests: tests/reference_server/test_redis_broker.py, tests/reference_server/test_cluster.py, tests/reference_server/test_chaos.py, tests/test_conformance_cluster.py, tests/deploy/test_haproxy.py"
   "haproxy|haproxy|the load-balancer recipe deploy/haproxy/haproxy.cfg, run in front of two nodes: tests/deploy/test_haproxy.py"
-  "node|nodejs|the AsyncAPI document checked by the official parser: tests/test_asyncapi.py"
-  "npm|npm|installing that parser on first use (npm ci, needs the npm registry): tests/test_asyncapi.py"
+  "node|nodejs|the AsyncAPI document checked by the official parser, and the bench's Node ws baseline: tests/test_asyncapi.py, tests/test_bench_node_baseline.py"
+  "npm|npm|installing that parser and the baseline's packages on first use (npm ci, needs the npm registry): tests/test_asyncapi.py, tests/test_bench_node_baseline.py"
   "chromium|chromium|the spec site as a browser renders it, and its version selector, and the browser client classes the client kit checks: tests/test_docs_site.py, tests/test_site_versions.py, tests/test_client_conformance_browser.py"
 )
 rep_missing=()
