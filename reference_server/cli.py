@@ -137,6 +137,17 @@ def _role(text: str) -> str:
     return text
 
 
+def _permission(text: str) -> str:
+    """A permission of ``schemas/roles.json``: a misspelt one would sign a token that
+    silently grants nothing."""
+    known = catalog().permissions
+    if text not in known:
+        raise argparse.ArgumentTypeError(
+            f"unknown permission {text!r}; known permissions: {', '.join(known)}"
+        )
+    return text
+
+
 def _exit_statuses(*codes: int) -> str:
     shown = codes or tuple(EXIT_STATUSES)
     return "exit status:\n" + "\n".join(f"  {code}  {EXIT_STATUSES[code]}" for code in shown)
@@ -248,8 +259,9 @@ def _parser() -> argparse.ArgumentParser:
         action="append",
         dest="permissions",
         default=[],
+        type=_permission,
         metavar="PERM",
-        help="an extra permission; repeat for several",
+        help="an extra permission of the role table (e.g. room:join); repeat for several",
     )
     token.add_argument(
         "--ttl",

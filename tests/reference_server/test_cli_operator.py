@@ -184,6 +184,22 @@ def test_an_unknown_role_is_refused_with_the_known_ones(
     assert f"unknown role 'superuser'; known roles: {', '.join(catalog().roles)}" in captured.err
 
 
+def test_an_unknown_permission_is_refused_and_a_known_one_signed(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("REP_JWT_SECRET", GOOD_SECRET)
+    known = next(iter(catalog().permissions))
+    with pytest.raises(SystemExit) as done:
+        main(["token", "--user", "alice", "--permission", known, "--permission", "room:joni"])
+    assert done.value.code == EXIT_USAGE
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert "unknown permission 'room:joni'; known permissions: " in captured.err
+    assert main(["token", "--user", "alice", "--permission", known]) == 0
+    claims = jwt.decode(capsys.readouterr().out.strip(), GOOD_SECRET, algorithms=["HS256"])
+    assert known in claims["permissions"]
+
+
 @pytest.mark.parametrize(
     ("roles", "claimed"),
     [([], ["user"]), (["moderator", "admin"], ["moderator", "admin"]), ([""], [])],
