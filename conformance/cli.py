@@ -14,6 +14,7 @@ Exit status (the same table is in ``rep-conformance --help``; ``EXIT_STATUSES``)
   3  the server could not be reached at the start, or it stopped answering during the run
   4  usage error: a bad option or target file, or a fixture the server does not have
   5  the selection (--check, -k) matched no check
+  6  the kit itself failed (pytest's INTERNALERROR): a bug in rep-conformance, not a verdict
 """
 
 from __future__ import annotations
@@ -53,6 +54,7 @@ EXIT_FAILED = 1
 EXIT_UNREACHABLE = 3
 EXIT_USAGE = 4
 EXIT_NO_SELECTION = 5
+EXIT_KIT_ERROR = 6
 
 #: The exit statuses of ``run`` (and, where they apply, ``init`` and ``replay``); the module
 #: docstring and ``--help`` show this table.
@@ -68,6 +70,10 @@ EXIT_STATUSES: tuple[tuple[int, str], ...] = (
         "usage error: a bad option or target file, or a fixture the server does not have",
     ),
     (EXIT_NO_SELECTION, "the selection (--check, -k) matched no check"),
+    (
+        EXIT_KIT_ERROR,
+        "the kit itself failed (pytest's INTERNALERROR): a bug in rep-conformance, not a verdict",
+    ),
 )
 
 EXAMPLES = (

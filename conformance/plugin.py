@@ -61,6 +61,8 @@ PROGRESS_NAME = "rep-conformance-progress"
 #: Exit statuses of a run (README "Exit status"); pytest's own 0, 1 and 5 keep theirs.
 EXIT_UNREACHABLE = 3
 EXIT_TARGET = 4
+#: pytest's own INTERNALERROR is 3, which would read as "the server went away".
+EXIT_KIT_ERROR = 6
 
 
 class RunAborted(Exception):
@@ -544,6 +546,8 @@ class Recorder:
             session.exitstatus = self.aborted.exit_status
         elif self.outages_seen():
             session.exitstatus = EXIT_UNREACHABLE
+        elif session.exitstatus == pytest.ExitCode.INTERNAL_ERROR:
+            session.exitstatus = EXIT_KIT_ERROR
         elif failing and session.exitstatus == pytest.ExitCode.OK:
             session.exitstatus = pytest.ExitCode.TESTS_FAILED
         if self.report_dir is not None:

@@ -12,6 +12,7 @@ server) and, for stale baselines, by
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
 import sys
@@ -84,6 +85,28 @@ def test_an_unreachable_server_exits_3(tmp_path: Path) -> None:
     done = rep_conformance("run", "--target", str(target), "--report-dir", str(tmp_path / "r"))
     assert done.returncode == 3, done.stdout[-3000:] + done.stderr
     assert "run stopped before checking" in done.stdout and "cannot check" in done.stdout
+
+
+# -- 6 ----------------------------------------------------------------------------------
+
+
+def test_a_crash_of_the_kit_itself_exits_6_not_3(tmp_path: Path) -> None:
+    """pytest's INTERNALERROR is 3, the kit's "server unreachable": a kit bug must not read
+    as a verdict on the server. A plugin that raises during collection stands in for one."""
+    (tmp_path / "crashing_plugin.py").write_text(
+        "def pytest_collection_modifyitems(items):\n    raise RuntimeError('a bug in the kit')\n"
+    )
+    target = closed_port_target(tmp_path / "target.yaml")
+    argv = ["run", "--target", str(target), "--report-dir", str(tmp_path / "r")]
+    done = subprocess.run(
+        [sys.executable, "-m", "conformance.cli", *argv, "--", "-p", "crashing_plugin"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), *sys.path])},
+    )
+    assert "INTERNALERROR" in done.stdout + done.stderr, done.stdout[-2000:] + done.stderr
+    assert done.returncode == 6, done.stdout[-2000:] + done.stderr
 
 
 # -- 4 ----------------------------------------------------------------------------------
@@ -183,7 +206,7 @@ def test_could_match_agrees_with_the_plugins_patterns(pattern: str, matches: boo
 
 
 def test_one_table_of_exit_statuses_in_the_docstring_and_the_help() -> None:
-    assert [code for code, _ in EXIT_STATUSES] == [0, 1, 3, 4, 5]
+    assert [code for code, _ in EXIT_STATUSES] == [0, 1, 3, 4, 5, 6]
     done = rep_conformance("--help")
     assert done.returncode == 0
     doc = " ".join((cli.__doc__ or "").split())

@@ -32,6 +32,7 @@ EXIT_STATUS = {
     3: "the server could not be reached at the start or stopped answering during the run",
     4: "usage error, or the target file names a fixture the server does not have",
     5: "the selection (-k, --check) matched no check",
+    6: "the kit itself failed (a bug in rep-conformance, not a verdict on the server)",
 }
 
 
