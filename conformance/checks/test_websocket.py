@@ -7,7 +7,7 @@ import pytest
 
 from conformance import spec
 from conformance.client import SUBPROTOCOL, Client, json_text
-from conformance.harness import Harness
+from conformance.harness import Attempt, Harness
 
 UNSUPPORTED_FRAME = spec.error_code("unsupported_frame")
 MESSAGE_TOO_BIG = spec.close_code("message_too_big")
@@ -40,22 +40,28 @@ def advertised_limit(rep: Harness, client: Client) -> int:
     return limit
 
 
+def offered(rep: Harness, offer: list[str], requirement: str, expected: str) -> Attempt:
+    """A handshake with a valid token offering ``offer``; one the client must fail (e.g. an
+    unoffered subprotocol in the answer: RFC 6455) fails ``requirement``."""
+    user = rep.user()
+    try:
+        return rep.attempt(rep.token(user), subprotocols=offer, label="client", user=user)
+    except ConnectionError as exc:
+        raise rep.fail(
+            requirement,
+            sent=f"a handshake with a valid token offering {json_text(offer)}",
+            expected=expected,
+            received=f"a handshake the client must fail: {exc}",
+        ) from exc
+
+
 @pytest.mark.requirements("WS-001")
 @pytest.mark.parametrize(
     "offer", [[SUBPROTOCOL], ["chat.v2", SUBPROTOCOL]], ids=["only", "among-others"]
 )
 def test_the_rep_subprotocol_is_selected_when_offered(rep: Harness, offer: list[str]) -> None:
     """Offering rep.v1 (alone or with others) gets rep.v1 selected in the handshake."""
-    user = rep.user()
-    try:
-        attempt = rep.attempt(rep.token(user), subprotocols=offer, label="client", user=user)
-    except ConnectionError as exc:  # e.g. an unoffered subprotocol: RFC 6455 fails the client
-        raise rep.fail(
-            "WS-001",
-            sent=f"a handshake with a valid token offering {json_text(offer)}",
-            expected=f"HTTP 101 with Sec-WebSocket-Protocol: {SUBPROTOCOL}",
-            received=f"a handshake the client must fail: {exc}",
-        ) from exc
+    attempt = offered(rep, offer, "WS-001", f"HTTP 101 with Sec-WebSocket-Protocol: {SUBPROTOCOL}")
     if attempt.client is None:
         raise rep.fail(
             "WS-001",
@@ -144,16 +150,12 @@ def test_a_handshake_without_rep_v1_is_served_without_a_subprotocol(
 ) -> None:
     """Offering no subprotocol, or only another one: accepted, no subprotocol selected,
     and the connection answers a ping."""
-    user = rep.user()
-    try:
-        attempt = rep.attempt(rep.token(user), subprotocols=offer, label="client", user=user)
-    except ConnectionError as exc:  # e.g. an unoffered subprotocol: RFC 6455 fails the client
-        raise rep.fail(
-            "WS-010",
-            sent=f"a handshake with a valid token offering {json_text(offer)}",
-            expected="HTTP 101 without Sec-WebSocket-Protocol (RFC 6455: only an offered one)",
-            received=f"a handshake the client must fail: {exc}",
-        ) from exc
+    attempt = offered(
+        rep,
+        offer,
+        "WS-010",
+        "HTTP 101 without Sec-WebSocket-Protocol (RFC 6455: only an offered one)",
+    )
     if attempt.client is None:
         raise rep.fail(
             "WS-010",
