@@ -393,12 +393,11 @@ class DataRunner(Runner):
         """After a barrier on every open client, none holds a copy, sync response or error
         no step predicted: a copy of a refused change breaks ERR-004, a second copy or one
         for a client that is not subscribed DATA-008."""
-        opened = [
-            self.clients[c] for c in clients if c in self.clients and self.clients[c].is_open()
-        ]
-        for target in opened:
-            target.sync()
-        for target in opened:
+        opened = [c for c in clients if c in self.clients and self.clients[c].is_open()]
+        for label in opened:
+            self.clients[label].sync()
+        for label in opened:
+            target = self.clients[label]
             left: list[Message] = target.take_all(lambda m: m.get("type") in WATCHED)
             for message in left:
                 of = correlation_of(message)
@@ -406,14 +405,17 @@ class DataRunner(Runner):
                     ids, why = ["ERR-001"], "an answer no step asked for"
                 elif of in self.refused_ids:
                     ids, why = ["ERR-004", self.refused_ids[of]], "a copy of a refused change"
-                elif target.label in self.delivered.get(str(of), set()):
+                elif label in self.delivered.get(str(of), set()):
                     ids, why = ["DATA-008"], "a second copy of one change"
                 else:
                     ids, why = ["DATA-008"], "a copy for a connection that is not subscribed"
+                refs = {i: ref for ref, i in self.sent_ids.items()}
+                about = f" of change {refs[of]}" if of in refs else ""
                 raise target.failure(
                     ids,
-                    expected=f"no further copy or answer on {target.label}",
-                    received=f"{why}: {summarize(message)}",
+                    expected=f"one copy of each change per subscribed connection and "
+                    f"nothing else unasked for on {target.label}",
+                    received=f"{why}{about}: {summarize(message)}",
                 )
 
 
