@@ -18,7 +18,7 @@ from urllib.parse import urlsplit
 from reference_server.broker.base import Broker, Publication, StreamRead
 from reference_server.config import ServerConfig
 from reference_server.core.connection import Connection
-from reference_server.core.effects import Effect, Publish, Step, ask
+from reference_server.core.effects import Effect, Publish, Send, Step, ask
 from reference_server.core.server import Refused, ServerCore, room_topic
 from rep_spec import MessageValidator, Problem, decode_text_frame
 from tests.conformance_variants import cores
@@ -257,6 +257,59 @@ class AttachmentRangesTooNarrow(ServerCore):
         yield from mapped(super().on_chat_message(connection, bare, now_ms), restore)
 
 
+class RecreatedRecordContinuesItsVersion(ServerCore):
+    """DATA-002: a record created again after its delete continues from the version it was
+    deleted at (a tombstone that kept its count): the copy says 3 where it must say 1."""
+
+    def __init__(self, config: ServerConfig, **kw: Any) -> None:
+        super().__init__(config, **kw)
+        self._deleted_at: dict[tuple[str, str], int] = {}
+
+    def _data_change(
+        self, connection: Connection, message: Message, outcome: Any, include_data: bool
+    ) -> Step[None]:
+        if outcome.status == "ok" and outcome.record is not None:
+            key = (message["payload"]["collection"], outcome.record.record_id)
+            if message["type"] == "data_delete":
+                self._deleted_at[key] = outcome.record.version
+            elif message["type"] == "data_create" and key in self._deleted_at:
+                record = replace(outcome.record, version=self._deleted_at.pop(key) + 1)
+                outcome = replace(outcome, record=record)
+        yield from super()._data_change(connection, message, outcome, include_data)
+
+
+class SecondSyncSubscribesAgain(ServerCore):
+    """DATA-008: a connection that syncs a collection it already follows is subscribed once
+    more, and receives every later change of it twice."""
+
+    def __init__(self, config: ServerConfig, **kw: Any) -> None:
+        super().__init__(config, **kw)
+        self._again: set[tuple[str, str]] = set()
+
+    def on_data_sync(self, connection: Connection, message: Message, now_ms: int) -> Step[None]:
+        collection = message["payload"]["collection"]
+        if collection in connection.collections:
+            self._again.add((connection.client_id, collection))
+        yield from super().on_data_sync(connection, message, now_ms)
+
+    def _data_change(
+        self, connection: Connection, message: Message, outcome: Any, include_data: bool
+    ) -> Step[None]:
+        copies: list[Message] = []
+
+        def keep(effect: Effect) -> Effect:
+            if isinstance(effect, Publish):
+                copies.append(effect.publication.message)
+            return effect
+
+        yield from mapped(super()._data_change(connection, message, outcome, include_data), keep)
+        collection = message["payload"]["collection"]
+        for client_id, followed in sorted(self._again):
+            if copies and followed == collection and client_id in self.connections:
+                again = self._copy(connection, message, dict(copies[0]["payload"]))
+                yield Send(client_id, again)
+
+
 @dataclass(frozen=True)
 class FuzzVariant:
     name: str
@@ -319,5 +372,29 @@ FUZZ_VARIANTS = [
         "CHAT-004",
         "test_generated_internal_attachment_hosts_are_refused",
         AttachmentRangesTooNarrow,
+    ),
+    FuzzVariant(
+        "version-from-collection-revision-in-programs",
+        "DATA-002",
+        "test_data_programs_keep_versions_revisions_and_syncs_as_the_model_predicts",
+        cores.VersionFromCollectionRevision,
+    ),
+    FuzzVariant(
+        "sync-since-inclusive-in-programs",
+        "DATA-011",
+        "test_data_programs_keep_versions_revisions_and_syncs_as_the_model_predicts",
+        cores.SyncSinceInclusive,
+    ),
+    FuzzVariant(
+        "re-created-record-continues-its-version",
+        "DATA-002",
+        "test_data_programs_keep_versions_revisions_and_syncs_as_the_model_predicts",
+        RecreatedRecordContinuesItsVersion,
+    ),
+    FuzzVariant(
+        "second-sync-subscribes-again",
+        "DATA-008",
+        "test_data_programs_keep_versions_revisions_and_syncs_as_the_model_predicts",
+        SecondSyncSubscribesAgain,
     ),
 ]
