@@ -98,3 +98,49 @@ def test_the_message_budget_keeps_one_message_for_the_final_barrier() -> None:
     assert model.actors(1) == ["b"]
     assert not model.can_send("a", 1)
     assert world("a").can_send("a", 10**6)
+
+
+def test_a_room_lives_while_a_connected_client_is_in_it() -> None:
+    """ROOM-009: the last member's leave or disconnect removes the room, and the next join
+    finds a new room with only the joiner in it."""
+    model = world("a", "b")
+    model.join("a", "r1")
+    model.join("b", "r1")
+    model.join("a", "r2")
+    assert model.live_rooms() == {"r1", "r2"}
+    model.leave("a", "r1")
+    assert model.live_rooms() == {"r1", "r2"}  # b is still there
+    model.leave("a", "r2")
+    assert model.live_rooms() == {"r1"}
+    model.disconnect("b")
+    assert model.live_rooms() == set()
+    model.connect("b")
+    assert model.join("b", "r1") == (["b"], True)
+    assert model.live_rooms() == {"r1"}
+
+
+def test_a_rooms_member_who_is_disconnected_does_not_keep_it_alive() -> None:
+    model = world("a", "b")
+    model.join("a", "r")
+    model.clients["b"].rooms.add("r")  # a stale membership of a closed connection
+    model.clients["b"].connected = False
+    model.disconnect("a")
+    assert model.live_rooms() == set()
+
+
+def test_a_users_connections_share_one_budget_and_start_afresh_after_the_window() -> None:
+    model = Model(budget=10)
+    model.add_client("a", "user-a")
+    model.add_client("a2", "user-a")
+    model.add_client("b", "user-b")
+    for label in ("a", "a2", "b"):
+        model.connect(label)
+    assert model.connections_of("user-a") == ["a", "a2"]
+    model.spend("a", 6)
+    assert not model.can_send("a2", 3)  # 6 + 3 + two barriers > 10
+    model.window_passed("user-a", since=1)
+    assert model.sent["user-a"] == 1
+    assert model.can_send("a2", 7)
+    assert model.can_send("b", 8) and not model.can_send("b", 10)
+    model.disconnect("a2")
+    assert model.connections_of("user-a") == ["a"]

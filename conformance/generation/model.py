@@ -17,11 +17,16 @@ Decisions where the spec leaves room:
   position before the example's first event (``0-0``) may lie before the buffer if other
   checks published more; there a gap and a full replay are both right (STREAM-005).
 
+* A room exists while a connected client is in it (ROOM-009): :meth:`Model.live_rooms`
+  is what GET /stats must count of the program's rooms, and a join of a room that is not
+  live finds a new room whose only member is the joiner.
+
 Rate limits (RATE-001) are respected by construction: each user (across its connections)
 may send at most ``budget`` messages in a whole program, a share of the advertised
 ``maxMessages``, and only clients that can afford a rule are chosen to act. Counting per
 program rather than per window keeps programs independent of timing, so hypothesis can
-replay them.
+replay them. The one rule that drives a user past the limit on purpose waits until the
+window has emptied and then calls :meth:`Model.window_passed`: the user starts afresh.
 """
 
 from __future__ import annotations
@@ -81,6 +86,14 @@ class Model:
     def members(self, room: str) -> list[str]:
         return sorted(c.label for c in self.clients.values() if c.connected and room in c.rooms)
 
+    def live_rooms(self) -> set[str]:
+        """Rooms with at least one connected member: the ones a server still holds."""
+        return {r for c in self.clients.values() if c.connected for r in c.rooms}
+
+    def connections_of(self, user: str) -> list[str]:
+        """The connected clients of one user (one rate window across them, RATE-001)."""
+        return [label for label in self.connected() if self.clients[label].user == user]
+
     def can_send(self, label: str, messages: int) -> bool:
         """Whether the client's user may send ``messages`` more (one kept for the final
         barrier of each of the user's connections)."""
@@ -93,6 +106,11 @@ class Model:
     def spend(self, label: str, messages: int) -> None:
         user = self.clients[label].user
         self.sent[user] = self.sent.get(user, 0) + messages
+
+    def window_passed(self, user: str, since: int = 0) -> None:
+        """The user's rate window emptied (every message it counted has expired); ``since``
+        messages were sent after that."""
+        self.sent[user] = since
 
     def actors(self, messages: int) -> list[str]:
         """Connected clients that can afford to send ``messages``."""
