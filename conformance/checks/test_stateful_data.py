@@ -220,7 +220,11 @@ class DataRunner(Runner):
         for key, value in want.items():
             difference = json_difference(value, payload.get(key), f"/payload/{key}")
             if difference is not None:
-                why = f" (the record's own version: {change['story']})" if key == "version" else ""
+                why = (
+                    f" (versions count per record; the collection's changes: {change['story']})"
+                    if key == "version"
+                    else ""
+                )
                 raise target.failure(
                     decided_by,
                     sent=sent,
@@ -399,23 +403,23 @@ class DataRunner(Runner):
         for label in opened:
             target = self.clients[label]
             left: list[Message] = target.take_all(lambda m: m.get("type") in WATCHED)
+            refs = {i: ref for ref, i in self.sent_ids.items()}
             for message in left:
                 of = correlation_of(message)
+                name = f"change {refs[of]}" if of in refs else "a change"
                 if message.get("type") == "error" or message.get("type") == SYNC_RESPONSE:
                     ids, why = ["ERR-001"], "an answer no step asked for"
                 elif of in self.refused_ids:
-                    ids, why = ["ERR-004", self.refused_ids[of]], "a copy of a refused change"
+                    ids, why = ["ERR-004", self.refused_ids[of]], f"a copy of refused {name}"
                 elif label in self.delivered.get(str(of), set()):
-                    ids, why = ["DATA-008"], "a second copy of one change"
+                    ids, why = ["DATA-008"], f"a second copy of {name}"
                 else:
-                    ids, why = ["DATA-008"], "a copy for a connection that is not subscribed"
-                refs = {i: ref for ref, i in self.sent_ids.items()}
-                about = f" of change {refs[of]}" if of in refs else ""
+                    ids, why = ["DATA-008"], f"a copy of {name}, to a connection not subscribed"
                 raise target.failure(
                     ids,
                     expected=f"one copy of each change per subscribed connection and "
                     f"nothing else unasked for on {target.label}",
-                    received=f"{why}{about}: {summarize(message)}",
+                    received=f"{why}: {summarize(message)}",
                 )
 
 
@@ -537,50 +541,50 @@ def test_data_programs_keep_versions_revisions_and_syncs_as_the_model_predicts(
             self._connect(data.draw(st.sampled_from(self.model.disconnected()), label="client"))
 
         @precondition(lambda self: bool(self.model.connected()))
-        @rule(data=st.data(), how=st.sampled_from(("close", "drop")))
+        @rule(data=st.data(), how=st.sampled_from(("close", "drop")), back=st.booleans())
         @guarded
-        def disconnect(self, data: st.DataObject, how: str) -> None:
-            """A subscription ends with its connection: no copies for the next one."""
+        def disconnect(self, data: st.DataObject, how: str, back: bool) -> None:
+            """A subscription ends with its connection: the next connection (at once, with
+            ``back``) gets no copies until it syncs."""
             label = data.draw(st.sampled_from(self.model.connected()), label="client")
             self.runner.close(label) if how == "close" else self.runner.drop(label)
             self.model.disconnect(label)
+            if back:
+                self._connect(label)
 
         # -- changes ---------------------------------------------------------------------
 
-        def _expected(self, data: st.DataObject, label: str, kind: str) -> int | None:
-            record = self.model.records[label]
-            if kind == "none" or not record.exists:
-                return None
-            if kind == "current":
-                return record.version
-            return data.draw(st.sampled_from(self.model.stale_versions(label)), label="stale")
+        def _id_of(self, label: str) -> str | None:
+            """The id a step sends for ``label``: the client's own, or None for one the
+            server assigned (the runner knows it from the copy)."""
+            return None if self.model.records[label].assigned else self.ids[label]
 
-        def _draw(self, data: st.DataObject, sender: str) -> tuple[Change, dict[str, Any]]:
-            """One change: mostly one that applies, sometimes a conflict or not_found."""
-            kind = data.draw(st.sampled_from(CHANGE_TYPES), label="change")
+        def _draw_create(self, data: st.DataObject, sender: str) -> tuple[Change, dict[str, Any]]:
+            """Mostly a record deleted or never created (a re-create starts at version 1);
+            sometimes one that exists (conflict). A first create may leave the id to the
+            server."""
             existing = self.model.existing()
-            if kind == CREATE:
-                absent = [r for r in RECORDS if r not in existing]
-                label = data.draw(st.sampled_from(absent * 3 + list(RECORDS)), label="record")
-                record = self.model.records[label]
-                assigned = not record.created and data.draw(st.booleans(), label="server id")
-                body = data.draw(record_data(), label="data")
-                sent = {
-                    "record_id": None if assigned or record.assigned else self.ids[label],
-                    "data": body,
-                    "expected": None,
-                }
-                return self.model.create(sender, label, body, assigned=assigned), sent
-            label = data.draw(st.sampled_from(existing * 3 + list(RECORDS)), label="record")
+            absent = [r for r in RECORDS if r not in existing]
+            label = data.draw(st.sampled_from(absent * 3 + list(RECORDS)), label="record")
             record = self.model.records[label]
-            if not record.created:
-                # An id the server never saw: the client's own, never sent in a create.
-                record_id: str | None = self.ids[label]
-            else:
-                record_id = None if record.assigned else self.ids[label]
-            expected = self._expected(
-                data, label, data.draw(st.sampled_from(EXPECTATIONS), label="expectedVersion")
-            )
+            assigned = not record.created and data.draw(st.booleans(), label="server id")
+            body = data.draw(record_data(), label="data")
+            sent = {
+                "record_id": None if assigned else self._id_of(label),
+                "data": body,
+                "expected": None,
+            }
+            return self.model.create(sender, label, body, assigned=assigned), sent
+
+        def _draw_change(
+            self, data: st.DataObject, sender: str, kind: str, expectation: str
+        ) -> tuple[Change, dict[str, Any]]:
+            """An update or delete: mostly of a record that exists, sometimes of one deleted
+            or never created (not_found); expectedVersion absent, current or stale."""
+            existing = self.model.existing()
+            label = data.draw(st.sampled_from(existing * 4 + list(RECORDS)), label="record")
+            record_id = self._id_of(label)
+            expected = self._expected(data, label, expectation)
             if kind == UPDATE:
                 body = data.draw(record_data(), label="data")
                 found = self.model.update(sender, label, body, expected)
@@ -588,70 +592,15 @@ def test_data_programs_keep_versions_revisions_and_syncs_as_the_model_predicts(
             found = self.model.delete(sender, label, expected)
             return found, {"record_id": record_id, "data": None, "expected": expected}
 
-        def _judge(self, ref: str, change: Change, learn: bool) -> None:
-            if change.refused:
-                self.runner.data_expect_refusal(
-                    change.sender,
-                    ref,
-                    code=change.outcome,
-                    requirement=change.requirement,
-                    description=f"{change.type} {ref} of {change.record} ({change.outcome})",
-                )
-                return
-            step = change_step(self.model, change, self.collection)
-            for index, label in enumerate(change.recipients):
-                self.runner.data_expect_copy(
-                    label,
-                    ref,
-                    change=step,
-                    learn=learn and index == 0,
-                    requirement=["MSG-004", change.requirement] if index == 0 else "DATA-008",
-                )
-
-        @precondition(lambda self: bool(self.model.actors(BURST_WORST, writers=True)))
-        @rule(data=st.data(), count=st.integers(1, BURST))
-        @guarded
-        def change(self, data: st.DataObject, count: int) -> None:
-            """One to three changes back to back from one client: each is predicted in
-            the order sent (MSG-008), then every copy and refusal is awaited."""
-            sender = data.draw(
-                st.sampled_from(self.model.actors(BURST_WORST, writers=True)), label="client"
-            )
-            judged: list[tuple[str, Change, bool]] = []
-            for _ in range(count):
-                found, sent = self._draw(data, sender)
-                ref = self._ref("ch")
-                learn = found.type == CREATE and not found.refused and sent["record_id"] is None
-                learn = learn and found.record not in self.runner.record_ids
-                self.runner.data_send(
-                    sender,
-                    ref,
-                    found.type,
-                    collection=self.collection,
-                    record=found.record,
-                    **sent,
-                )
-                judged.append((ref, found, learn))
-                if learn:
-                    break  # what follows in this burst would need the id its copy tells
-            self.model.spend(sender, sum(2 if c.refused else 1 for _, c, _ in judged))
-            for ref, found, learn in judged:
-                self._judge(ref, found, learn)
-
-        @precondition(lambda self: READER in self.model.actors(2))
-        @rule(data=st.data(), kind=st.sampled_from(CHANGE_TYPES))
-        @guarded
-        def forbidden_change(self, data: st.DataObject, kind: str) -> None:
+        def _draw_forbidden(self, data: st.DataObject) -> tuple[Change, dict[str, Any]]:
             """A change that would apply, from the client without data:write: forbidden
             (DATA-009), and no trace of it (ERR-004)."""
-            self.model.spend(READER, 2)
+            kind = data.draw(st.sampled_from(CHANGE_TYPES), label="change")
             candidates = [r for r in RECORDS if self.model.would_succeed(kind, r)]
             if not candidates:
                 kind = UPDATE if kind == CREATE else CREATE
                 candidates = [r for r in RECORDS if self.model.would_succeed(kind, r)]
             label = data.draw(st.sampled_from(candidates), label="record")
-            record = self.model.records[label]
-            record_id = self.ids[label] if not record.assigned else None
             body = data.draw(record_data(), label="data") if kind != DELETE else None
             if kind == CREATE:
                 found = self.model.create(READER, label, body or {})
@@ -661,18 +610,97 @@ def test_data_programs_keep_versions_revisions_and_syncs_as_the_model_predicts(
                 found = self.model.delete(READER, label)
             if found.outcome != FORBIDDEN:
                 raise AssertionError(f"the model let {READER} write: {found}")
+            return found, {"record_id": self._id_of(label), "data": body, "expected": None}
+
+        def _expected(self, data: st.DataObject, label: str, kind: str) -> int | None:
+            record = self.model.records[label]
+            if kind == "none" or not record.exists:
+                return None
+            if kind == "current":
+                return record.version
+            return data.draw(st.sampled_from(self.model.stale_versions(label)), label="stale")
+
+        def _send(self, found: Change, sent: dict[str, Any]) -> tuple[str, Change, bool]:
             ref = self._ref("ch")
+            learn = found.type == CREATE and not found.refused and sent["record_id"] is None
+            learn = learn and found.record not in self.runner.record_ids
             self.runner.data_send(
-                READER,
+                found.sender,
                 ref,
-                kind,
+                found.type,
                 collection=self.collection,
-                record=label,
-                record_id=record_id,
-                data=body,
-                expected=None,
+                record=found.record,
+                **sent,
             )
-            self._judge(ref, found, False)
+            return ref, found, learn
+
+        def _judge(self, sent: list[tuple[str, Change, bool]]) -> None:
+            """Every copy and refusal of changes sent back to back, in the order sent."""
+            self.model.spend(sent[0][1].sender, sum(2 if c.refused else 1 for _, c, _ in sent))
+            for ref, change, learn in sent:
+                if change.refused:
+                    self.runner.data_expect_refusal(
+                        change.sender,
+                        ref,
+                        code=change.outcome,
+                        requirement=change.requirement,
+                        description=f"{change.type} {ref} of {change.record} ({change.outcome})",
+                    )
+                    continue
+                step = change_step(self.model, change, self.collection)
+                for index, label in enumerate(change.recipients):
+                    self.runner.data_expect_copy(
+                        label,
+                        ref,
+                        change=step,
+                        learn=learn and index == 0,
+                        requirement=["MSG-004", change.requirement] if index == 0 else "DATA-008",
+                    )
+
+        def _senders(self) -> list[str]:
+            """Writers that can afford a burst; the client without data:write, rarely."""
+            writers = self.model.actors(BURST_WORST, writers=True)
+            reader = [READER] if READER in self.model.actors(BURST_WORST) else []
+            return writers * 3 + reader
+
+        @precondition(lambda self: bool(self._senders()))
+        @rule(data=st.data(), count=st.integers(1, BURST))
+        @guarded
+        def change(self, data: st.DataObject, count: int) -> None:
+            """One to three changes back to back from one client: each is predicted in
+            the order sent (MSG-008), then every copy and refusal is awaited."""
+            sender = data.draw(st.sampled_from(self._senders()), label="client")
+            sent: list[tuple[str, Change, bool]] = []
+            for _ in range(count):
+                if sender == READER:
+                    found = self._draw_forbidden(data)
+                else:
+                    kinds = CHANGE_TYPES if self.model.existing() else (CREATE,) * 3 + CHANGE_TYPES
+                    kind = data.draw(st.sampled_from(kinds), label="change")
+                    found = (
+                        self._draw_create(data, sender)
+                        if kind == CREATE
+                        else self._draw_change(data, sender, kind, "none")
+                    )
+                sent.append(self._send(*found))
+                if sent[-1][2]:
+                    break  # what follows in this burst would need the id its copy tells
+            self._judge(sent)
+
+        @precondition(
+            lambda self: bool(self.model.actors(2, writers=True) and self.model.existing())
+        )
+        @rule(
+            data=st.data(),
+            kind=st.sampled_from((UPDATE, DELETE)),
+            expectation=st.sampled_from(EXPECTATIONS[1:]),
+        )
+        @guarded
+        def change_expecting(self, data: st.DataObject, kind: str, expectation: str) -> None:
+            """An update or delete with expectedVersion: the record's version applies,
+            another is a conflict that changes nothing (DATA-004, DATA-006)."""
+            sender = data.draw(st.sampled_from(self.model.actors(2, writers=True)), label="client")
+            self._judge([self._send(*self._draw_change(data, sender, kind, expectation))])
 
         # -- syncs -----------------------------------------------------------------------
 
@@ -699,6 +727,16 @@ def test_data_programs_keep_versions_revisions_and_syncs_as_the_model_predicts(
                 since = data.draw(st.sampled_from(options), label="sinceRevision")
             self._sync(label, since)
 
+        @precondition(lambda self: bool(self.model.actors(1)) and self.model.revision > 0)
+        @rule(data=st.data(), kind=st.sampled_from(("survivor", "seen")))
+        @guarded
+        def sync_at_a_boundary(self, data: st.DataObject, kind: str) -> None:
+            """A sync since the revision a surviving record last changed at (it must not
+            be listed), or since one of the revisions before."""
+            label = data.draw(st.sampled_from(self.model.actors(1)), label="client")
+            options = self.model.since_options(kind) or self.model.since_options("seen")
+            self._sync(label, data.draw(st.sampled_from(options), label="sinceRevision"))
+
         def teardown(self) -> None:
             with program_end(last, self.runner, self.title):
                 if not self.failed:
@@ -711,7 +749,7 @@ def test_data_programs_keep_versions_revisions_and_syncs_as_the_model_predicts(
         rep,
         check=CHECK,
         machine=DataPrograms,
-        max_examples=run_settings.budget().stream_programs,
+        max_examples=run_settings.budget().room_programs,
         last=last,
     )
     rep.record("stateful.data.programs", last.get("programs", 0))
