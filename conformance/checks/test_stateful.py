@@ -12,8 +12,10 @@ types. A failing program is shrunk and saved as a replay file.
 from __future__ import annotations
 
 import functools
+import math
+import time
 from collections.abc import Callable
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import Any, TypeVar
 
 import pytest
@@ -21,15 +23,19 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, precondition, rule
 
 from conformance import spec
+from conformance.checks._timing import Watch, judge_heartbeats, pooled
+from conformance.client import Client, Message, correlation_of, json_text, summarize
 from conformance.failures import ConformanceFailure
 from conformance.generation import settings as run_settings
 from conformance.generation.explore import (
     explore_machine,
     note_failure,
     program_end,
+    run_finding,
     start_example,
 )
 from conformance.generation.model import Model
+from conformance.generation.scenario import Runner
 from conformance.generation.schema import compiled, strategy
 from conformance.harness import Harness
 
@@ -54,6 +60,14 @@ STATUSES = list(spec.schema_at("defs.schema.json#/$defs/presenceStatus")["enum"]
 NOT_FOUND = spec.error_code("not_found")
 FORBIDDEN = spec.error_code("forbidden")
 DISCONNECT_WAYS = ("close", "drop", "disconnect")
+RATE_LIMITED = spec.error_code("rate_limited")
+#: Programs per run that may drive a user past the rate limit and wait for its window to
+#: pass (a window's wait each, two seconds against the reference server).
+RATE_WAITS = {"ci": 1, "thorough": 4, "load": 0}
+#: How often /stats is read while the server catches up with a change (seconds), and how
+#: often at most.
+STATS_POLL = 0.01
+STATS_READS = 400
 
 #: Unpredicted messages at the end of a program, and the requirement each one breaks.
 ROOM_WATCH = {
@@ -85,6 +99,66 @@ def message_budget(rep: Harness) -> int | None:
     return None if allowed is None else max(8, int(allowed * RATE_SHARE))
 
 
+def rooms_count(rep: Harness) -> int | None:
+    """/stats rooms, or None when /stats gives no count (its own checks judge that)."""
+    try:
+        response = rep.http.get("/stats")
+        body = response.json() if response.status == 200 else None
+    except Exception:
+        return None
+    count = body.get("rooms") if isinstance(body, dict) else None
+    return count if isinstance(count, int) and not isinstance(count, bool) else None
+
+
+def await_rooms(rep: Harness, within: float, done: Callable[[int], bool]) -> list[int]:
+    """Read /stats rooms until ``done`` accepts the count or ``within`` runs out; every
+    reading, in order (the last one is the verdict)."""
+    deadline = time.monotonic() + within
+    seen: list[int] = []
+    for _ in range(STATS_READS):
+        count = rooms_count(rep)
+        if count is None:
+            return seen
+        seen.append(count)
+        if done(count) or time.monotonic() >= deadline:
+            return seen
+        time.sleep(STATS_POLL)
+    return seen
+
+
+def readings(seen: list[int]) -> str:
+    """/stats readings without repeats: 5, 5, 4 reads as 5 -> 4."""
+    shown = [n for i, n in enumerate(seen) if i == 0 or seen[i - 1] != n]
+    return " -> ".join(str(n) for n in shown)
+
+
+@dataclass(frozen=True)
+class RateLimit:
+    """The advertised limit, and how long the rule may keep the program waiting."""
+
+    count: int
+    window: float
+    interval: float
+
+
+def rate_limit_of(rep: Harness) -> RateLimit | None:
+    """The welcome's rate limit when the kit can afford to exhaust it and wait it out."""
+    count, window_ms = rep.profile.rate_max_messages, rep.profile.rate_window_ms
+    if count is None or window_ms is None or message_budget(rep) is None:
+        return None
+    budgets = rep.target.budgets
+    tolerance = rep.timeouts.heartbeat_tolerance
+    if count > budgets.max_rate_messages or window_ms / 1000 + tolerance > budgets.max_rate_wait:
+        return None
+    interval_ms = rep.profile.heartbeat_interval_ms or window_ms
+    return RateLimit(count, window_ms / 1000, interval_ms / 1000)
+
+
+def arrival(client: Client, message: Message) -> float:
+    """When the reader received ``message`` (transcript time)."""
+    return next((at for at, m in client.received() if m is message), client.transcript.now())
+
+
 def guarded(method: F) -> F:
     """A failing rule marks the program as failed, so teardown does not pile on."""
 
@@ -100,6 +174,184 @@ def guarded(method: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
+class RateRound:
+    """One user driven past the rate limit over its connections, then waited out.
+
+    Times are ``time.monotonic()`` seconds; arrivals are converted from transcript time.
+    The pings are sent straight on the connections, not as recorded steps: how many the
+    window admits depends on timing, which a replay cannot repeat.
+    """
+
+    def __init__(self, rep: Harness, runner: Runner, labels: list[str], limit: RateLimit) -> None:
+        self.rep = rep
+        self.runner = runner
+        self.labels = labels
+        self.clients = [runner.clients[label] for label in labels]
+        self.limit = limit
+        self.started = time.monotonic()
+        self.first_refusal: float | None = None
+        self.retry = 0.0
+        self.last_admitted = self.started
+        #: Pings refused with rate_limited: none may be processed (RATE-002).
+        self.refused: set[str] = set()
+        #: Keep-alive pings of the user whose answers are read at the end, either way.
+        self.pending: list[tuple[Client, str]] = []
+        #: Pings admitted since the burst's admitted ones (they count in the new window).
+        self.admitted_since = 0
+        #: False when the burst took longer than a window: nothing about it can be judged.
+        self.judgeable = True
+
+    def _spread(self, count: int) -> list[tuple[Client, str]]:
+        """``count`` pings sent back to back, round-robin over the user's connections."""
+        return [(c, c.send("ping")) for c in (self.clients * count)[:count]]
+
+    def _at(self, client: Client, message: Message) -> float:
+        return arrival(client, message) + client.transcript.started
+
+    def _answer(self, client: Client, ping: str, requirement: list[str]) -> Message:
+        """The ping's pong, or its rate_limited error with retry_after_ms (RATE-003)."""
+        found = client.expect(
+            lambda m: m.get("type") in ("pong", "error"),
+            correlation_id=ping,
+            within=self.runner.within,
+            requirement=requirement,
+            description=f"the pong or the rate_limited error of ping {ping}",
+        )
+        if found.get("type") == "pong":
+            return found
+        payload = found.get("payload", {})
+        if payload.get("code") != RATE_LIMITED:
+            raise client.failure(
+                "RATE-002",
+                sent=client.describe_sent(ping),
+                expected=f"a pong, or an error with code {json_text(RATE_LIMITED)}",
+                received=summarize(found),
+            )
+        retry = payload.get("retry_after_ms")
+        if not isinstance(retry, int) or isinstance(retry, bool) or retry < 1:
+            raise client.failure(
+                "RATE-003",
+                sent=client.describe_sent(ping),
+                expected="retry_after_ms, an integer number of milliseconds of at least 1",
+                received=summarize(found),
+            )
+        self.refused.add(ping)
+        return found
+
+    def burst(self) -> None:
+        """maxMessages + 1 pings: unless the burst outlasted a window, at least one must be
+        refused, whichever connection it came on (the window is the user's, RATE-001)."""
+        count = self.limit.count + 1
+        sent = self._spread(count)
+        answers = [(c, p, self._answer(c, p, ["RATE-004", "RATE-002"])) for c, p in sent]
+        took = time.monotonic() - self.started
+        admitted = [(c, m) for c, _, m in answers if m.get("type") == "pong"]
+        refused = [(c, m) for c, _, m in answers if m.get("type") != "pong"]
+        self.last_admitted = max((self._at(c, m) for c, m in admitted), default=self.started)
+        if refused:
+            client, error = min(refused, key=lambda found: self._at(*found))
+            self.first_refusal = self._at(client, error)
+            self.retry = error["payload"]["retry_after_ms"] / 1000
+            return
+        if took >= self.limit.window:
+            self.judgeable = False
+            return
+        per = {c.label: sum(1 for a, _ in admitted if a is c) for c in self.clients}
+        raise self.clients[0].failure(
+            "RATE-001",
+            sent=f"{count} pings (maxMessages {self.limit.count} + 1) round-robin over "
+            f"{' and '.join(self.labels)}, one user's connections, within {took:.3f} s",
+            expected=f"at most {self.limit.count} admitted per window of "
+            f"{self.limit.window:g} s across the user's connections, the rest refused "
+            f"with {json_text(RATE_LIMITED)}",
+            received="a pong for every one ("
+            + ", ".join(f"{k}: {v}" for k, v in per.items())
+            + ")",
+        )
+
+    def refused_burst(self) -> None:
+        """Halfway through retry_after_ms, a window's worth more: the window still holds
+        maxMessages admitted ones, so each is refused; a server that counted them would
+        keep the user limited long after the window has passed."""
+        assert self.first_refusal is not None
+        sent = self._spread(self.limit.count)
+        sent_by = time.monotonic()
+        certain = sent_by < self.first_refusal + self.retry - self.rep.timeouts.heartbeat_tolerance
+        for client, ping in sent:
+            answer = self._answer(client, ping, ["RATE-002"])
+            if answer.get("type") != "pong":
+                continue
+            if certain:
+                raise client.failure(
+                    "RATE-001",
+                    sent=f"ping {ping} on {client.label} "
+                    f"{sent_by - self.first_refusal:.3f} s after the first refusal "
+                    f"(retry_after_ms {self.retry * 1000:g})",
+                    expected=f"{json_text(RATE_LIMITED)}: the window of "
+                    f"{self.limit.window:g} s still held {self.limit.count} admitted messages",
+                    received=summarize(answer),
+                )
+            self.admitted_since += 1
+            self.last_admitted = max(self.last_admitted, self._at(client, answer))
+
+    def admits_again(self) -> float:
+        """When every admitted ping has left the window and retry_after_ms has passed,
+        plus the allowance for network and scheduling delay."""
+        refusal = self.first_refusal if self.first_refusal is not None else self.started
+        passed = max(refusal + self.retry, self.last_admitted + self.limit.window)
+        return passed + self.rep.timeouts.heartbeat_tolerance
+
+    def wait_until(self, deadline: float, others: list[str], spend: Callable[[str], None]) -> None:
+        """Wait, pinging every connection of the program each half interval so that none
+        is closed for silence (LIFE-003); the user's own pings are answered either way."""
+        period = self.limit.interval / 2
+        rounds = math.ceil(max(0.0, deadline - time.monotonic()) / period) + 1
+        for _ in range(rounds):
+            now = time.monotonic()
+            if now >= deadline:
+                return
+            for label in others:
+                client = self.runner.clients.get(label)
+                if client is not None and client.is_open():
+                    client.send("ping")
+                    spend(label)
+            self.pending.extend((c, c.send("ping")) for c in self.clients)
+            time.sleep(min(period, deadline - now))
+
+    def served_again(self) -> None:
+        """One ping on each of the user's connections: each is admitted (RATE-001: refused
+        messages do not count), and no refused ping was processed (RATE-002)."""
+        waited = time.monotonic() - (self.first_refusal or self.started)
+        for client, ping in self.pending:
+            if self._answer(client, ping, ["RATE-002"]).get("type") == "pong":
+                self.admitted_since += 1
+        room = self.limit.count - self.admitted_since >= len(self.clients)
+        for client in self.clients:
+            ping = client.send("ping")
+            answer = self._answer(client, ping, ["RATE-003", "RATE-001"])
+            if answer.get("type") == "pong":
+                self.admitted_since += 1
+                continue
+            if self.judgeable and room:
+                raise client.failure(
+                    "RATE-001",
+                    sent=f"{self.limit.count} more pings while limited, then, {waited:.3f} s "
+                    f"after the first refusal (retry_after_ms {self.retry * 1000:g} ms, the "
+                    f"window of {self.limit.window:g} s since the last admitted ping, plus "
+                    "the allowance of LIFE-010), a ping",
+                    expected="a pong: messages refused by the limit do not count toward it",
+                    received=summarize(answer),
+                )
+        for client in self.clients:
+            client.expect_none(
+                "pong",
+                where=lambda m: correlation_of(m) in self.refused,
+                within=0.0,
+                requirement="RATE-002",
+                description="pong for a ping refused with rate_limited",
+            )
+
+
 @pytest.mark.requirements(
     "ROOM-003",
     "ROOM-004",
@@ -107,6 +359,7 @@ def guarded(method: F) -> F:
     "ROOM-006",
     "ROOM-007",
     "ROOM-008",
+    "ROOM-009",
     "CHAT-001",
     "CHAT-002",
     "PRES-001",
@@ -118,12 +371,26 @@ def guarded(method: F) -> F:
     "ERR-004",
     "ROOM-010",
     "ROOM-015",
+    "AUTH-011",
+    "RATE-001",
+    "RATE-002",
+    "RATE-003",
+    "LIFE-002",
+    "LIFE-010",
 )
 def test_room_programs_deliver_exactly_what_the_model_predicts(rep: Harness) -> None:
-    """Clients join, leave, rejoin at once, chat (singly and in bursts), change status and
-    disconnect: every member gets each room message exactly once and in the sender's order,
-    non-members get nothing, member lists and statuses match the model."""
+    """Clients join, leave, rejoin at once, chat (singly and in bursts), change status,
+    disconnect and reconnect: every member gets each room message exactly once and in the
+    sender's order, non-members get nothing, member lists and statuses match the model,
+    each welcome's clientId is one no open connection holds, an emptied room leaves
+    /stats and comes back new, and a user driven past the rate limit is served again once
+    the window has passed. The heartbeats of every connection are judged at the end."""
     last: dict[str, Any] = {}
+    limit = rate_limit_of(rep)
+    waits = {"left": RATE_WAITS.get(run_settings.OPTIONS.profile, 0) if limit else 0}
+    #: Every program connection's heartbeats, and the program that watched the most.
+    watches: list[Watch] = []
+    busiest: dict[str, Any] = {"beats": -1}
 
     class RoomPrograms(RuleBasedStateMachine):
         def __init__(self) -> None:
@@ -140,8 +407,36 @@ def test_room_programs_deliver_exactly_what_the_model_predicts(rep: Harness) -> 
                 user = self.model.clients[shared].user if shared else self.runner.name(label)
                 self.model.add_client(label, user)
             self.refused_budget = message_budget(rep) or CHAT_WORST * 4
+            #: Every connection of the program, with its label, and when the kit ended it.
+            self.opened: list[tuple[str, Client]] = []
+            self.ended: dict[int, float] = {}
+            #: Rooms the program emptied: a later join must find them new (ROOM-009).
+            self.emptied: set[str] = set()
+            self.rooms_at_start = rooms_count(rep)
+            self.rated = False
 
         # -- connections -----------------------------------------------------------------
+
+        def _connect(self, label: str, user: str, *args: Any) -> None:
+            """Connect, and judge the welcome's clientId against every other connection of
+            the program still open (AUTH-011: unique among those the server holds)."""
+            client = self.runner.connect(label, user, *args)
+            mine = client.client_id
+            for other, held in self.opened:
+                if held.is_open() and held.client_id == mine:
+                    raise client.failure(
+                        "AUTH-011",
+                        sent=f"a new connection for {label}, while {other} is open",
+                        expected="a clientId no open connection holds: "
+                        + json_text(sorted(h.client_id for _, h in self.opened if h.is_open())),
+                        received=f"clientId {json_text(mine)}, the one {other} holds",
+                    )
+            self.opened.append((label, client))
+
+        def _ending(self, label: str) -> None:
+            """Heartbeats are owed only while the kit keeps the connection."""
+            client = self.runner.clients[label]
+            self.ended[id(client)] = client.transcript.now()
 
         @initialize(seats=st.lists(st.none() | st.integers(0, ROOMS - 1), min_size=3, max_size=3))
         @guarded
@@ -149,9 +444,9 @@ def test_room_programs_deliver_exactly_what_the_model_predicts(rep: Harness) -> 
             """Programs start with every client connected, most already in a room, and a
             client without room:join whose joins are refused."""
             for label in CLIENTS:
-                self.runner.connect(label, self.model.clients[label].user)
+                self._connect(label, self.model.clients[label].user)
                 self.model.connect(label)
-            self.runner.connect(REFUSED, self.runner.name("refused"), (), [CONNECT])
+            self._connect(REFUSED, self.runner.name("refused"), (), [CONNECT])
             for label, seat in zip(CLIENTS, seats, strict=True):
                 if seat is not None and self.model.can_send(label, 1):
                     self.model.spend(label, 1)
@@ -162,7 +457,7 @@ def test_room_programs_deliver_exactly_what_the_model_predicts(rep: Harness) -> 
         @guarded
         def connect(self, data: st.DataObject) -> None:
             label = data.draw(st.sampled_from(self.model.disconnected()), label="client")
-            self.runner.connect(label, self.model.clients[label].user)
+            self._connect(label, self.model.clients[label].user)
             self.model.connect(label)
 
         @precondition(lambda self: bool(self.model.connected()))
@@ -172,6 +467,11 @@ def test_room_programs_deliver_exactly_what_the_model_predicts(rep: Harness) -> 
             label = data.draw(st.sampled_from(self.model.connected()), label="client")
             if how == "disconnect" and not self.model.can_send(label, 1):
                 how = "close"
+            live = self.model.live_rooms()
+            before = (
+                rooms_count(rep) if any(self.model.members(r) == [label] for r in live) else None
+            )
+            self._ending(label)
             if how == "disconnect":
                 self.model.spend(label, 1)
                 sent = self.runner.send_message(label, "disconnect", {})
@@ -197,8 +497,26 @@ def test_room_programs_deliver_exactly_what_the_model_predicts(rep: Harness) -> 
                         },
                         requirement="ROOM-006",
                     )
+            self._rooms_removed(live, before, f"{how} of {label}, the last member of")
 
         # -- rooms -----------------------------------------------------------------------
+
+        def _rooms_removed(self, live: set[str], before: int | None, action: str) -> None:
+            """ROOM-009: GET /stats counts one room less for each room the model says was
+            emptied (/stats is server-wide: the difference this action made is judged)."""
+            gone = sorted(live - self.model.live_rooms())
+            self.emptied.update(gone)
+            if before is None or not gone:
+                return
+            want = before - len(gone)
+            seen = await_rooms(rep, self.runner.within, lambda n: n == want)
+            if seen and seen[-1] != want:
+                raise rep.fail(
+                    "ROOM-009",
+                    sent=f"{action} {', '.join(gone)} (GET /stats rooms {before} before)",
+                    expected=f"GET /stats rooms {want}: an emptied room is removed",
+                    received=f"rooms {readings(seen)} within {self.runner.within:g} s",
+                )
 
         def _join(self, label: str, room: str) -> str:
             return self.runner.send_message(label, "room_join", {"roomId": room})
@@ -219,6 +537,46 @@ def test_room_programs_deliver_exactly_what_the_model_predicts(rep: Harness) -> 
                             {"type": "user_join", "about": label, "roomId": room},
                             requirement="ROOM-004",
                         )
+
+        def _rejoin_of_emptied(self, room: str) -> tuple[str, int | None] | None:
+            """A join of a room this program emptied: (room, /stats rooms now) to judge."""
+            if room not in self.emptied or room in self.model.live_rooms():
+                return None
+            return room, rooms_count(rep)
+
+        def _created_afresh(self, label: str, sent: str, pending: tuple[str, int | None]) -> None:
+            """ROOM-009: the emptied room comes back as a new public room (its member list,
+            only the joiner, is judged by the join itself) and /stats counts it again."""
+            room, before = pending
+            self.emptied.discard(room)
+            client = self.runner.clients[label]
+            response = next(
+                (
+                    m
+                    for _, m in client.received()
+                    if m.get("type") == "room_join_response" and correlation_of(m) == sent
+                ),
+                {},
+            )
+            info = response.get("payload", {}).get("room")
+            if isinstance(info, dict) and info.get("private"):
+                raise client.failure(
+                    "ROOM-009",
+                    sent=f"room_join of {room} after its last member left",
+                    expected="a new public room",
+                    received=f"room = {json_text(info)}",
+                )
+            if before is None:
+                return
+            seen = await_rooms(rep, self.runner.within, lambda n: n == before + 1)
+            if seen and seen[-1] != before + 1:
+                raise rep.fail(
+                    "ROOM-009",
+                    sent=f"room_join of {room} after its last member left (GET /stats rooms "
+                    f"{before} before)",
+                    expected=f"GET /stats rooms {before + 1}: the room is created afresh",
+                    received=f"rooms {readings(seen)} within {self.runner.within:g} s",
+                )
 
         def _left(self, label: str, room: str, sent: str, told: list[str]) -> None:
             self.runner.expect_delivery(
@@ -242,11 +600,16 @@ def test_room_programs_deliver_exactly_what_the_model_predicts(rep: Harness) -> 
         @rule(data=st.data(), room=st.integers(0, ROOMS - 1))
         @guarded
         def join(self, data: st.DataObject, room: int) -> None:
-            """Join (again, when already a member: ROOM-007)."""
+            """Join (again, when already a member: ROOM-007; afresh, after the program
+            emptied the room: ROOM-009)."""
             label = data.draw(st.sampled_from(self.model.actors(1)), label="client")
             self.model.spend(label, 1)
             name = self.rooms[room]
-            self._joined(label, name, self._join(label, name))
+            pending = self._rejoin_of_emptied(name)
+            sent = self._join(label, name)
+            self._joined(label, name, sent)
+            if pending is not None:
+                self._created_afresh(label, sent, pending)
 
         def _room_of(self, data: st.DataObject, label: str) -> str:
             """Mostly a room the client is in (where things happen), sometimes any room."""
@@ -258,10 +621,14 @@ def test_room_programs_deliver_exactly_what_the_model_predicts(rep: Harness) -> 
         @guarded
         def leave(self, data: st.DataObject, rejoin: bool) -> None:
             """Leave (not_found for a non-member); with ``rejoin``, join again at once,
-            without waiting for the first answer."""
+            without waiting for the first answer. A leave that empties the room (without
+            the rejoin) removes it from /stats (ROOM-009)."""
             label = data.draw(st.sampled_from(self.model.actors(3)), label="client")
             self.model.spend(label, 3)
             name = self._room_of(data, label)
+            live = self.model.live_rooms()
+            last_one = not rejoin and self.model.members(name) == [label]
+            before = rooms_count(rep) if last_one else None
             left = self.runner.send_message(label, "room_leave", {"roomId": name})
             joined = self._join(label, name) if rejoin else None
             told = self.model.leave(label, name)
@@ -278,6 +645,8 @@ def test_room_programs_deliver_exactly_what_the_model_predicts(rep: Harness) -> 
                 self._left(label, name, left, told)
             if joined is not None:
                 self._joined(label, name, joined)
+            else:
+                self._rooms_removed(live, before, f"room_leave by {label}, the last member of")
 
         @precondition(lambda self: self.refused_budget > 2)
         @rule(room=st.integers(0, ROOMS - 1))
@@ -345,6 +714,63 @@ def test_room_programs_deliver_exactly_what_the_model_predicts(rep: Harness) -> 
                     requirement="PRES-001",
                 )
 
+        # -- the rate window -------------------------------------------------------------
+
+        def _rate_ready(self) -> bool:
+            """Once per program, while the run's waits last (all of them again while a
+            failure is shrunk, so the shrunk program can use the rule), with both of c0's
+            user's connections open and everyone else able to afford the keep-alives."""
+            if limit is None or self.rated or not (waits["left"] > 0 or last.get("found")):
+                return False
+            user = self.model.clients["c0"].user
+            if len(self.model.connections_of(user)) < 2:
+                return False
+            pings = self._keepalives()
+            others = [c for c in self.model.connected() if self.model.clients[c].user != user]
+            return self.refused_budget > pings + 2 and all(
+                self.model.can_send(c, pings) for c in others
+            )
+
+        def _keepalives(self) -> int:
+            """Pings each other connection sends while the rule waits (LIFE-003 would close
+            a connection silent for two intervals)."""
+            assert limit is not None
+            wait = limit.window + 2 * rep.timeouts.heartbeat_tolerance + self.runner.within
+            return math.ceil(wait / (limit.interval / 2)) + 1
+
+        @precondition(lambda self: self._rate_ready())
+        @rule()
+        @guarded
+        def exhaust_the_rate_window(self) -> None:
+            """maxMessages + 1 pings over c0 and c2 (one user) back to back: at least one is
+            refused with rate_limited and retry_after_ms (RATE-001, RATE-003). Halfway
+            through retry_after_ms, a window's worth more, all refused. Once the window has
+            passed (retry_after_ms and the admitted pings' window, plus the allowance), each
+            connection is served again: refused messages did not count (RATE-001)."""
+            assert limit is not None
+            waits["left"] -= 1
+            self.rated = True
+            user = self.model.clients["c0"].user
+            mine = self.model.connections_of(user)
+            others = [c for c in self.model.connected() if c not in mine] + [REFUSED]
+            rated = RateRound(rep, self.runner, mine, limit)
+            rated.burst()
+            if rated.first_refusal is not None:
+                rated.wait_until(
+                    rated.first_refusal + rated.retry / 2, others, self.spend_keepalive
+                )
+                if rated.retry / 2 > rep.timeouts.heartbeat_tolerance:
+                    rated.refused_burst()
+            rated.wait_until(rated.admits_again(), others, self.spend_keepalive)
+            rated.served_again()
+            self.model.window_passed(user, since=rated.admitted_since)
+
+        def spend_keepalive(self, label: str) -> None:
+            if label == REFUSED:
+                self.refused_budget -= 1
+            else:
+                self.model.spend(label, 1)
+
         def teardown(self) -> None:
             with program_end(last, self.runner, self.title):
                 if not self.failed:
@@ -352,16 +778,95 @@ def test_room_programs_deliver_exactly_what_the_model_predicts(rep: Harness) -> 
                     problem = self.runner.frame_problems()
                     if problem is not None:
                         raise problem
+                    self._watched()
+                    self._all_rooms_gone()
 
+        def _watched(self) -> None:
+            """Pool each connection's heartbeats, up to where the kit ended it."""
+            beats = 0
+            for _, client in self.opened:
+                received = client.received()
+                if not received:
+                    continue
+                end = self.ended.get(id(client))
+                if end is None:
+                    end = client.closed.at if client.closed else client.transcript.now()
+                times = tuple(
+                    at
+                    for at, m in received
+                    if m.get("type") == "heartbeat" and received[0][0] < at <= end
+                )
+                watches.append(Watch(received[0][0], times, end))
+                beats += len(times)
+            if beats > busiest["beats"]:
+                busiest.update(beats=beats, runner=self.runner, transcript=rep.transcript)
+
+        def _all_rooms_gone(self) -> None:
+            """Every connection closes: /stats returns to its count before the program
+            (ROOM-009), and the next program starts from a settled count."""
+            start = self.rooms_at_start
+            live = sorted(self.model.live_rooms())
+            for _, client in self.opened:
+                client.close()
+            if start is None:
+                return
+            seen = await_rooms(rep, self.runner.within, lambda n: n <= start)
+            if live and seen and seen[-1] > start:
+                raise rep.fail(
+                    "ROOM-009",
+                    sent=f"every connection of the program closed; {', '.join(live)} "
+                    f"had members (GET /stats rooms {start} before the program)",
+                    expected=f"GET /stats rooms {start} at most: emptied rooms are removed",
+                    received=f"rooms {readings(seen)} within {self.runner.within:g} s",
+                )
+
+    check = "test_stateful.py::test_room_programs_deliver_exactly_what_the_model_predicts"
     explore_machine(
         rep,
-        check="test_stateful.py::test_room_programs_deliver_exactly_what_the_model_predicts",
+        check=check,
         machine=RoomPrograms,
         max_examples=run_settings.budget().room_programs,
         last=last,
     )
     rep.record("stateful.rooms.programs", last.get("programs", 0))
     rep.record("stateful.rooms.steps", last.get("steps", 0))
+    judge_program_heartbeats(rep, watches, busiest, check=check)
+
+
+def judge_program_heartbeats(
+    rep: Harness, watches: list[Watch], busiest: dict[str, Any], *, check: str
+) -> None:
+    """LIFE-002 over every program connection's heartbeats, pooled (LIFE-010's rules, as
+    the fixed check judges them); the median only with enough gaps between heartbeats."""
+    interval_ms = rep.profile.heartbeat_interval_ms
+    found = pooled(watches)
+    rep.record("stateful.rooms.heartbeat_gaps", len(found.between))
+    rep.record(
+        "stateful.rooms.heartbeat_median_gap_s",
+        None if found.median is None else round(found.median, 3),
+    )
+    if not interval_ms or busiest.get("runner") is None:
+        return
+    rep.transcript = busiest["transcript"]
+    beats = sum(len(w.beats) for w in watches)
+    try:
+        judge_heartbeats(
+            rep,
+            watches,
+            interval_ms / 1000,
+            watched=f"{beats} heartbeat(s) on {len(watches)} program connection(s)",
+            median_required=False,
+        )
+    except ConformanceFailure as failure:
+        raise run_finding(
+            failure,
+            runner=busiest["runner"],
+            check=check,
+            example=f"every room program's connections ({len(watches)}), pooled",
+            note="judged over the heartbeats of every program of the run; the replay file "
+            f"holds the program that saw the most of them ({busiest['beats']}), whose "
+            "replay repeats its steps but not the timing",
+        ) from failure
 
 
 @pytest.mark.requirements(

@@ -284,6 +284,17 @@ def explore_machine(
         raise
 
 
+def run_finding(
+    found: ConformanceFailure, *, runner: Runner, check: str, example: str, note: str
+) -> GeneratedFailure:
+    """A finding judged over a whole run rather than one example (timing pooled from every
+    program): the run's seed repeats it, and ``runner``'s steps are saved as the replay
+    file that comes closest; ``note`` says what a replay of it does not repeat."""
+    seed = run_settings.run_seed()
+    path = save_replay(runner, found, check=check, seed=seed, example=example)
+    return GeneratedFailure(found, example=example, seed=seed, replay_file=path, note=note)
+
+
 def _report(exc: BaseException, last: dict[str, Any], *, check: str, seed: int) -> None:
     """Turn what hypothesis raised into a GeneratedFailure (raised from here)."""
     found = first_failure(exc)
