@@ -301,21 +301,24 @@ class RateRound:
         passed = max(refusal + self.retry, self.last_admitted + self.limit.window)
         return passed + self.rep.timeouts.heartbeat_tolerance
 
-    def wait_until(self, deadline: float, others: list[str], spend: Callable[[str], None]) -> None:
+    def wait_until(self, deadline: float, quota: dict[str, int]) -> None:
         """Wait, pinging every connection of the program each half interval so that none
-        is closed for silence (LIFE-003); the user's own pings are answered either way."""
+        is closed for silence (LIFE-003), each at most its ``quota`` of pings (what the
+        model spent for it); the user's own pings are answered either way."""
         period = self.limit.interval / 2
         rounds = math.ceil(max(0.0, deadline - time.monotonic()) / period) + 1
         for _ in range(rounds):
             now = time.monotonic()
             if now >= deadline:
                 return
-            for label in others:
+            for label, left in quota.items():
                 client = self.runner.clients.get(label)
-                if client is not None and client.is_open():
-                    client.send("ping")
-                    spend(label)
-            self.pending.extend((c, c.send("ping")) for c in self.clients)
+                if left <= 0 or client is None or not client.is_open():
+                    continue
+                quota[label] -= 1
+                ping = client.send("ping")
+                if client in self.clients:
+                    self.pending.append((client, ping))
             time.sleep(min(period, deadline - now))
 
     def served_again(self) -> None:
@@ -717,26 +720,28 @@ def test_room_programs_deliver_exactly_what_the_model_predicts(rep: Harness) -> 
         # -- the rate window -------------------------------------------------------------
 
         def _rate_ready(self) -> bool:
-            """Once per program, while the run's waits last (all of them again while a
-            failure is shrunk, so the shrunk program can use the rule), with both of c0's
-            user's connections open and everyone else able to afford the keep-alives."""
-            if limit is None or self.rated or not (waits["left"] > 0 or last.get("found")):
+            """Once per program, with both of c0's user's connections open and every
+            connection able to afford the keep-alives of the wait."""
+            if limit is None or self.rated:
                 return False
             user = self.model.clients["c0"].user
             if len(self.model.connections_of(user)) < 2:
                 return False
             pings = self._keepalives()
             others = [c for c in self.model.connected() if self.model.clients[c].user != user]
-            return self.refused_budget > pings + 2 and all(
-                self.model.can_send(c, pings) for c in others
+            return (
+                self.refused_budget > pings + 2
+                and self.model.can_send("c0", 2 * pings + 2)
+                and all(self.model.can_send(c, pings) for c in others)
             )
 
         def _keepalives(self) -> int:
-            """Pings each other connection sends while the rule waits (LIFE-003 would close
-            a connection silent for two intervals)."""
+            """Pings each connection may send while the rule waits (LIFE-003 would close a
+            connection silent for two intervals): a fixed number, so the model's state
+            after the rule never depends on timing."""
             assert limit is not None
-            wait = limit.window + 2 * rep.timeouts.heartbeat_tolerance + self.runner.within
-            return math.ceil(wait / (limit.interval / 2)) + 1
+            wait = limit.window + 2 * rep.timeouts.heartbeat_tolerance + rep.timeouts.answer
+            return math.ceil(wait / (limit.interval / 2)) + 2
 
         @precondition(lambda self: self._rate_ready())
         @rule()
@@ -746,30 +751,41 @@ def test_room_programs_deliver_exactly_what_the_model_predicts(rep: Harness) -> 
             refused with rate_limited and retry_after_ms (RATE-001, RATE-003). Halfway
             through retry_after_ms, a window's worth more, all refused. Once the window has
             passed (retry_after_ms and the admitted pings' window, plus the allowance), each
-            connection is served again: refused messages did not count (RATE-001)."""
+            connection is served again: refused messages did not count (RATE-001).
+
+            Waiting costs a window, so only the run's first programs that reach this rule
+            wait (``RATE_WAITS``); in the others it sends nothing, and while a failure is
+            shrunk it waits only if the failure was its own. Its preconditions and what the
+            model spends are the same either way, so hypothesis replays every program as it
+            was generated."""
             assert limit is not None
-            waits["left"] -= 1
             self.rated = True
+            pings = self._keepalives()
             user = self.model.clients["c0"].user
             mine = self.model.connections_of(user)
-            others = [c for c in self.model.connected() if c not in mine] + [REFUSED]
+            others = [c for c in self.model.connected() if c not in mine]
+            # Within the budget the model keeps: the keep-alives and the final ping of each
+            # connection; the burst itself is over the limit on purpose and waited out.
+            self.model.spend(mine[0], len(mine) * (pings + 1))
+            for label in others:
+                self.model.spend(label, pings)
+            self.refused_budget -= pings
+            if not (last.get("rate_failed") or (waits["left"] > 0 and not last.get("found"))):
+                return
+            waits["left"] -= 1
+            quota = dict.fromkeys([*mine, *others, REFUSED], pings)
             rated = RateRound(rep, self.runner, mine, limit)
-            rated.burst()
-            if rated.first_refusal is not None:
-                rated.wait_until(
-                    rated.first_refusal + rated.retry / 2, others, self.spend_keepalive
-                )
-                if rated.retry / 2 > rep.timeouts.heartbeat_tolerance:
-                    rated.refused_burst()
-            rated.wait_until(rated.admits_again(), others, self.spend_keepalive)
-            rated.served_again()
-            self.model.window_passed(user, since=rated.admitted_since)
-
-        def spend_keepalive(self, label: str) -> None:
-            if label == REFUSED:
-                self.refused_budget -= 1
-            else:
-                self.model.spend(label, 1)
+            try:
+                rated.burst()
+                if rated.first_refusal is not None:
+                    rated.wait_until(rated.first_refusal + rated.retry / 2, quota)
+                    if rated.retry / 2 > rep.timeouts.heartbeat_tolerance:
+                        rated.refused_burst()
+                rated.wait_until(rated.admits_again(), quota)
+                rated.served_again()
+            except ConformanceFailure:
+                last["rate_failed"] = True
+                raise
 
         def teardown(self) -> None:
             with program_end(last, self.runner, self.title):

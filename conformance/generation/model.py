@@ -26,7 +26,7 @@ may send at most ``budget`` messages in a whole program, a share of the advertis
 ``maxMessages``, and only clients that can afford a rule are chosen to act. Counting per
 program rather than per window keeps programs independent of timing, so hypothesis can
 replay them. The one rule that drives a user past the limit on purpose waits until the
-window has emptied and then calls :meth:`Model.window_passed`: the user starts afresh.
+window has emptied; the budget counts only what it sends after that.
 """
 
 from __future__ import annotations
@@ -106,11 +106,6 @@ class Model:
     def spend(self, label: str, messages: int) -> None:
         user = self.clients[label].user
         self.sent[user] = self.sent.get(user, 0) + messages
-
-    def window_passed(self, user: str, since: int = 0) -> None:
-        """The user's rate window emptied (every message it counted has expired); ``since``
-        messages were sent after that."""
-        self.sent[user] = since
 
     def actors(self, messages: int) -> list[str]:
         """Connected clients that can afford to send ``messages``."""
