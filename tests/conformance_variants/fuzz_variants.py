@@ -310,6 +310,34 @@ class SecondSyncSubscribesAgain(ServerCore):
                 yield Send(client_id, again)
 
 
+def _kept_empty(room_id: str) -> Callable[[Broker], Awaitable[None]]:
+    async def keep(broker: Broker) -> None:
+        rooms = getattr(broker, "_rooms", None)
+        if isinstance(rooms, dict):
+            rooms.setdefault(room_id, {})
+
+    return keep
+
+
+class EmptyRoomsKept(ServerCore):
+    """ROOM-009: a room stays behind, empty, after its last member leaves or disconnects
+    (the ``empty-rooms-kept`` patch as a core: it changes only this server's broker, so it
+    can run beside other variants in one process)."""
+
+    def on_room_leave(self, connection: Connection, message: Message, now_ms: int) -> Step[None]:
+        room_id = message["payload"]["roomId"]
+        member = room_id in connection.rooms
+        yield from super().on_room_leave(connection, message, now_ms)
+        if member:
+            yield from ask(_kept_empty(room_id))
+
+    def _leave_rooms(self, connection: Connection) -> Step[None]:
+        rooms = sorted(connection.rooms)
+        yield from super()._leave_rooms(connection)
+        for room_id in rooms:
+            yield from ask(_kept_empty(room_id))
+
+
 @dataclass(frozen=True)
 class FuzzVariant:
     name: str
@@ -396,5 +424,35 @@ FUZZ_VARIANTS = [
         "DATA-008",
         "test_data_programs_keep_versions_revisions_and_syncs_as_the_model_predicts",
         SecondSyncSubscribesAgain,
+    ),
+    FuzzVariant(
+        "client-ids-from-open-count-in-programs",
+        "AUTH-011",
+        "test_room_programs_deliver_exactly_what_the_model_predicts",
+        cores.ClientIdFromOpenCount,
+    ),
+    FuzzVariant(
+        "empty-rooms-kept-in-programs",
+        "ROOM-009",
+        "test_room_programs_deliver_exactly_what_the_model_predicts",
+        EmptyRoomsKept,
+    ),
+    FuzzVariant(
+        "refused-messages-count-in-programs",
+        "RATE-001",
+        "test_room_programs_deliver_exactly_what_the_model_predicts",
+        cores.RefusedMessagesCount,
+    ),
+    FuzzVariant(
+        "per-connection-rate-window-in-programs",
+        "RATE-001",
+        "test_room_programs_deliver_exactly_what_the_model_predicts",
+        cores.PerConnectionWindow,
+    ),
+    FuzzVariant(
+        "heartbeats-six-percent-late-in-programs",
+        "LIFE-002",
+        "test_room_programs_deliver_exactly_what_the_model_predicts",
+        cores.HeartbeatsSixPercentLate,
     ),
 ]
