@@ -47,3 +47,23 @@ def test_generated_ipv6_hosts_reach_outside_cut_down_ranges() -> None:
     label, url = find(refused_attachment_urls(), slips_through, settings=settings(deadline=None))
     assert label.startswith("v6 "), (label, url)
     assert refused_attachment_host(url) is not None
+
+
+def test_generated_ipv6_hosts_include_the_ietf_reserved_space() -> None:
+    """A server that refuses the named IPv6 ranges but not the reserved blocks (4000::1,
+    100::1 ...) is caught: the generator draws from every reserved block."""
+
+    def only_reserved(drawn: tuple[str, str]) -> bool:
+        address = _v6(drawn[1])
+        return address is not None and not (
+            address.is_loopback
+            or address.is_unspecified
+            or address.is_link_local
+            or address.is_multicast
+            or address in ipaddress.IPv6Network("fc00::/7")
+            or address.ipv4_mapped is not None
+        )
+
+    label, url = find(refused_attachment_urls(), only_reserved, settings=settings(deadline=None))
+    assert label.startswith("v6 reserved"), (label, url)
+    assert refused_attachment_host(url) is not None

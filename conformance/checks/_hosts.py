@@ -40,14 +40,37 @@ REFUSED_V4_NETWORKS = {
 #: IPv6 addresses of the refused ranges.
 REFUSED_V6 = ["::1", "0:0:0:0:0:0:0:1", "fe80::1", "fd12:3456::1", "::", "ff02::1"]
 
+#: The blocks the IANA IPv6 Address Space registry lists as "Reserved by IETF": the
+#: spec's reserved IPv6 range (security.md). ``::/8`` holds loopback, unspecified and the
+#: IPv4-mapped block too; a mapped address is judged by its IPv4 range, so none is drawn.
+RESERVED_V6_BLOCKS = (
+    "::/8",
+    "100::/8",
+    "200::/7",
+    "400::/6",
+    "800::/5",
+    "1000::/4",
+    "4000::/3",
+    "6000::/3",
+    "8000::/3",
+    "a000::/3",
+    "c000::/3",
+    "e000::/4",
+    "f000::/5",
+    "f800::/6",
+    "fe00::/9",
+)
+
 #: Each IPv6 range CHAT-004 refuses, whole (IPv4-mapped addresses go with their IPv4 range).
-REFUSED_V6_NETWORKS = {
-    "loopback": "::1/128",
-    "unspecified": "::/128",
-    "link-local": "fe80::/10",
-    "unique-local": "fc00::/7",
-    "multicast": "ff00::/8",
+REFUSED_V6_NETWORKS: dict[str, tuple[str, ...]] = {
+    "loopback": ("::1/128",),
+    "unspecified": ("::/128",),
+    "link-local": ("fe80::/10",),
+    "unique-local": ("fc00::/7",),
+    "multicast": ("ff00::/8",),
+    "reserved": RESERVED_V6_BLOCKS,
 }
+_MAPPED = ipaddress.IPv6Network("::ffff:0:0/96")
 
 #: Host names CHAT-004 refuses (localhost and its subdomains), spelled as parsers accept.
 REFUSED_NAMES = ["localhost", "LOCALHOST", "localhost.", "api.localhost", "api.localhost."]
@@ -100,8 +123,12 @@ def _refused_v4(draw: st.DrawFn) -> tuple[str, str]:
 @st.composite
 def _refused_v6(draw: st.DrawFn) -> tuple[str, str]:
     name = draw(st.sampled_from(sorted(REFUSED_V6_NETWORKS)))
-    network = ipaddress.IPv6Network(REFUSED_V6_NETWORKS[name])
-    number = draw(st.integers(int(network.network_address), int(network.broadcast_address)))
+    network = ipaddress.IPv6Network(draw(st.sampled_from(REFUSED_V6_NETWORKS[name])))
+    number = draw(
+        st.integers(int(network.network_address), int(network.broadcast_address)).filter(
+            lambda n: ipaddress.IPv6Address(n) not in _MAPPED
+        )
+    )
     address = ipaddress.IPv6Address(number)
     notation, host = draw(
         st.sampled_from(
