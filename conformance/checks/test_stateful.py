@@ -66,6 +66,8 @@ RATE_LIMITED = spec.error_code("rate_limited")
 RATE_WAITS = {"ci": 1, "thorough": 4, "load": 0}
 #: How often /stats is read while the server catches up with a change (seconds), and how
 #: often at most.
+#: Keep-alive pings of the limited user, per connection, once the window may admit again.
+RATE_AFTER = 2
 STATS_POLL = 0.01
 STATS_READS = 400
 
@@ -303,8 +305,8 @@ class RateRound:
 
     def wait_until(self, deadline: float, quota: dict[str, int]) -> None:
         """Wait, pinging every connection of the program each half interval so that none
-        is closed for silence (LIFE-003), each at most its ``quota`` of pings (what the
-        model spent for it); the user's own pings are answered either way."""
+        is closed for silence (LIFE-003), each at most its ``quota`` of pings that can
+        count (what the model spent for it); the user's own pings are answered either way."""
         period = self.limit.interval / 2
         rounds = math.ceil(max(0.0, deadline - time.monotonic()) / period) + 1
         for _ in range(rounds):
@@ -315,11 +317,20 @@ class RateRound:
                 client = self.runner.clients.get(label)
                 if left <= 0 or client is None or not client.is_open():
                     continue
-                quota[label] -= 1
+                ours = client in self.clients
+                if not (ours and self._still_limited(now)):
+                    quota[label] -= 1
                 ping = client.send("ping")
-                if client in self.clients:
+                if ours:
                     self.pending.append((client, ping))
             time.sleep(min(period, deadline - now))
+
+    def _still_limited(self, now: float) -> bool:
+        """Whether the window still holds maxMessages (allowance included): the user's
+        pings are refused then and count for nothing, not even in the model's budget."""
+        if self.first_refusal is None:
+            return False
+        return now < self.first_refusal + self.retry - self.rep.timeouts.heartbeat_tolerance
 
     def served_again(self) -> None:
         """One ping on each of the user's connections: each is admitted (RATE-001: refused
@@ -731,16 +742,16 @@ def test_room_programs_deliver_exactly_what_the_model_predicts(rep: Harness) -> 
             others = [c for c in self.model.connected() if self.model.clients[c].user != user]
             return (
                 self.refused_budget > pings + 2
-                and self.model.can_send("c0", 2 * pings + 2)
+                and self.model.can_send("c0", 2 * (RATE_AFTER + 1))
                 and all(self.model.can_send(c, pings) for c in others)
             )
 
         def _keepalives(self) -> int:
-            """Pings each connection may send while the rule waits (LIFE-003 would close a
-            connection silent for two intervals): a fixed number, so the model's state
-            after the rule never depends on timing."""
+            """Pings each other connection may send while the rule waits (LIFE-003 would
+            close a connection silent for two intervals): a fixed number, so the model's
+            state after the rule never depends on timing."""
             assert limit is not None
-            wait = limit.window + 2 * rep.timeouts.heartbeat_tolerance + rep.timeouts.answer
+            wait = limit.window + 2 * rep.timeouts.heartbeat_tolerance
             return math.ceil(wait / (limit.interval / 2)) + 2
 
         @precondition(lambda self: self._rate_ready())
@@ -765,15 +776,16 @@ def test_room_programs_deliver_exactly_what_the_model_predicts(rep: Harness) -> 
             mine = self.model.connections_of(user)
             others = [c for c in self.model.connected() if c not in mine]
             # Within the budget the model keeps: the keep-alives and the final ping of each
-            # connection; the burst itself is over the limit on purpose and waited out.
-            self.model.spend(mine[0], len(mine) * (pings + 1))
+            # connection that can count; the burst and the pings refused while the window is
+            # full are over the limit on purpose and waited out.
+            self.model.spend(mine[0], len(mine) * (RATE_AFTER + 1))
             for label in others:
                 self.model.spend(label, pings)
             self.refused_budget -= pings
             if not (last.get("rate_failed") or (waits["left"] > 0 and not last.get("found"))):
                 return
             waits["left"] -= 1
-            quota = dict.fromkeys([*mine, *others, REFUSED], pings)
+            quota = dict.fromkeys([*others, REFUSED], pings) | dict.fromkeys(mine, RATE_AFTER)
             rated = RateRound(rep, self.runner, mine, limit)
             try:
                 rated.burst()
