@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import time
+from datetime import UTC, datetime
+
 import pytest
 
 from conformance.checks._samples import (
@@ -37,6 +40,52 @@ def test_server_messages_carry_the_version_it_speaks_and_source_server(rep: Harn
                 expected=f"metadata.version = {json_text(speaks)} and metadata.source = 'server'",
                 received=f"{summarize(message)} has metadata {json_text(metadata)}",
             )
+
+
+#: How far a server's clock may be from the kit's (clocks on different machines drift); a
+#: frozen, stale or mislabelled clock is off by more: local time labelled UTC by hours.
+CLOCK_ALLOWANCE_S = 300.0
+
+
+def _moment(stamp: object) -> float | None:
+    """Seconds since the epoch, or None for a malformed timestamp (the schema audit's)."""
+    if not isinstance(stamp, str):
+        return None
+    try:
+        moment = datetime.fromisoformat(stamp.upper())
+    except ValueError:
+        return None
+    return moment.timestamp() if moment.tzinfo is not None else None
+
+
+@pytest.mark.requirements("ENV-004")
+def test_server_timestamps_say_when_the_message_was_made(rep: Harness) -> None:
+    """The welcome and a pong carry the time they were made: within five minutes of the
+    kit's clock between the handshake and the pong (not a fixed, stale or shifted time)."""
+    began = time.time()
+    client = rep.connect()
+    ping = client.send("ping")
+    pong = client.expect("pong", correlation_id=ping, requirement="LIFE-001")
+    ended = time.time()
+    for message in (client.welcome, pong):
+        moment = _moment(message.get("timestamp"))
+        if moment is None:
+            continue
+        if not began - CLOCK_ALLOWANCE_S <= moment <= ended + CLOCK_ALLOWANCE_S:
+            off = moment - (ended if moment > ended else began)
+            raise rep.fail(
+                "ENV-004",
+                expected=(
+                    "timestamp = when the server made the message, within "
+                    f"{CLOCK_ALLOWANCE_S:.0f} s of the kit's clock ({_utc(began)} to {_utc(ended)})"
+                ),
+                received=f"{summarize(message)} stamped {json_text(message.get('timestamp'))}, "
+                f"{off:+.0f} s off",
+            )
+
+
+def _utc(seconds: float) -> str:
+    return datetime.fromtimestamp(seconds, UTC).isoformat(timespec="seconds")
 
 
 @pytest.mark.requirements("ENV-009", "ERR-001", "ERR-003", "ERR-005", "ERR-008")

@@ -248,6 +248,12 @@ def any_authorization_scheme() -> Any:
 #: Variants of the classes of bugs the kit once missed, each caught by a check of its own.
 BLIND_CLASS_VARIANTS = [
     Variant(
+        "timestamps-in-local-time-labelled-utc",
+        "ENV-004",
+        ("test_server_timestamps_say_when_the_message_was_made",),
+        core=cores.TimestampsInLocalTimeLabelledUtc,
+    ),
+    Variant(
         "member-list-one-entry-per-user",
         "ROOM-003",
         ("test_a_user_with_two_connections_is_listed_once_per_connection",),

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable, Iterable
 from dataclasses import replace
+from datetime import UTC, datetime, timedelta
 from types import SimpleNamespace
 from typing import Any
 
@@ -828,3 +829,16 @@ class CleanupAwaitsTheClosingHandshake(ServerCore):
         if connection is not None and not connection.is_open:  # the server closed it
             yield from ask(lambda b: asyncio.sleep(5))
         yield from super().disconnected(client_id)
+
+
+class _LocalTimeLabelledUtc(MessageFactory):
+    def timestamp(self) -> str:
+        local = datetime.now(UTC) + timedelta(hours=2)  # a server clock set to UTC+2
+        return local.replace(tzinfo=None).isoformat(timespec="milliseconds") + "Z"
+
+
+class TimestampsInLocalTimeLabelledUtc(ServerCore):
+    """ENV-004: timestamps are the local time (UTC+2) with a Z, two hours off."""
+
+    def __init__(self, config: ServerConfig, **kw: Any) -> None:
+        super().__init__(config, **{**kw, "messages": _factory(_LocalTimeLabelledUtc, kw)})
