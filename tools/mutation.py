@@ -3,7 +3,7 @@
 ``sample`` keeps a seeded random share of a cosmic-ray session's mutants and marks the
 rest skipped, so a run is bounded. ``report`` prints the score (killed / judged), how the
 kit killed each (a failed requirement or a server that would not start), and the diff of
-every survivor, for triage in docs/detection-power.md.
+every survivor, for triage in docs/conformance-guide.md (Mutation testing).
 """
 
 from __future__ import annotations
