@@ -61,6 +61,10 @@ RESERVED_V6_BLOCKS = (
     "fe00::/9",
 )
 
+#: One address of three reserved blocks: outside every named range, so a server that
+#: refuses only those is caught by the fixed list too.
+RESERVED_V6 = ["100::1", "4000::1", "fe00::1"]
+
 #: Each IPv6 range CHAT-004 refuses, whole (IPv4-mapped addresses go with their IPv4 range).
 REFUSED_V6_NETWORKS: dict[str, tuple[str, ...]] = {
     "loopback": ("::1/128",),
@@ -102,6 +106,7 @@ def refused_urls(range_name: str) -> list[tuple[str, str]]:
 def other_refused_urls() -> list[tuple[str, str]]:
     """IPv6 ranges, localhost names, and schemes other than http(s)."""
     urls = [(f"v6 {host}", f"http://[{host}]/cat.png") for host in REFUSED_V6]
+    urls += [(f"v6 reserved {host}", f"http://[{host}]/cat.png") for host in RESERVED_V6]
     urls += [(f"name {host}", f"https://{host}/cat.png") for host in REFUSED_NAMES]
     urls += [
         ("ftp", "ftp://example.com/cat.png"),
