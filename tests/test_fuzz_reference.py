@@ -18,6 +18,7 @@ GENERATED = (
     "test_generated_invalid_messages_are_refused_with_the_documented_code",
     "test_room_programs_deliver_exactly_what_the_model_predicts",
     "test_stream_programs_deliver_each_event_once_over_websocket_and_sse",
+    "test_data_programs_keep_versions_revisions_and_syncs_as_the_model_predicts",
 )
 SELECT = [arg for check in GENERATED for arg in ("--check", check)]
 #: A small load for tests: the figures and thresholds matter here, not the size.
@@ -61,12 +62,18 @@ def test_the_reference_server_passes_the_generated_and_stateful_checks(
     assert numbers["fuzz.valid.boundary_cases"] > 50
     assert numbers["fuzz.invalid.kinds"] == 16
     assert numbers["stateful.rooms.programs"] >= 30 and numbers["stateful.streams.steps"] > 100
+    assert numbers["stateful.data.programs"] >= 30 and numbers["stateful.data.steps"] > 300
 
 
 def test_a_seeded_run_tries_the_same_examples_again(ci_runs: tuple[Run, Run]) -> None:
     """Same seed, same server behaviour: the same programs, step for step."""
     first, second = (figures(run[1]) for run in ci_runs)
-    for key in ("stateful.rooms.steps", "stateful.streams.steps", "stateful.rooms.programs"):
+    for key in (
+        "stateful.rooms.steps",
+        "stateful.streams.steps",
+        "stateful.rooms.programs",
+        "stateful.data.steps",
+    ):
         assert first[key] == second[key], key
 
 
