@@ -7,6 +7,14 @@ Last-Event-ID). A :class:`~conformance.generation.model.Model` predicts who rece
 each prediction is an expectation step, and at the end of each program every client must
 hold nothing the model did not predict. Every program uses fresh users, rooms and event
 types. A failing program is shrunk and saved as a replay file.
+
+Room programs also judge what no single step shows: each welcome's clientId against the
+program's open connections (AUTH-011), GET /stats around each action that empties or
+re-creates a room (ROOM-009), one user's rate window exhausted over both of its
+connections and waited out (RATE-001..003, in the run's first programs that reach the
+rule), and at the end the heartbeats of every program connection, pooled (LIFE-002). These
+judgements are made by the check, not by recorded steps: a replay file repeats the
+program's steps, not the timing or /stats readings.
 """
 
 from __future__ import annotations
@@ -63,7 +71,7 @@ DISCONNECT_WAYS = ("close", "drop", "disconnect")
 RATE_LIMITED = spec.error_code("rate_limited")
 #: Programs per run that may drive a user past the rate limit and wait for its window to
 #: pass (a window's wait each, two seconds against the reference server).
-RATE_WAITS = {"ci": 1, "thorough": 4, "load": 0}
+RATE_WAITS = {"ci": 1, "thorough": 2, "load": 0}
 #: How often /stats is read while the server catches up with a change (seconds), and how
 #: often at most.
 #: Keep-alive pings of the limited user, per connection, once the window may admit again.
