@@ -34,7 +34,11 @@ pytestmark = pytest.mark.network
 #: any seed, the ci profile on some. The seed only makes the run repeatable.
 PROFILE = {"message-lost-after-a-quick-rejoin": ["--profile", "thorough", "--seed", "1"]}
 #: Variants whose replay file is replayed against the variant and the reference server.
-REPLAYED = ("mention-count-not-enforced", "duplicate-on-sse-resume")
+REPLAYED = (
+    "mention-count-not-enforced",
+    "duplicate-on-sse-resume",
+    "sync-since-inclusive-in-programs",
+)
 
 
 @contextmanager

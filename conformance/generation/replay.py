@@ -18,8 +18,8 @@ import orjson
 import pytest
 
 from conformance.failures import ConformanceFailure
+from conformance.generation.data_runner import DataRunner
 from conformance.generation.explore import REPLAY_FORMAT
-from conformance.generation.scenario import Runner
 from conformance.harness import Harness, Run, probe_profile
 from conformance.redact import redact
 from conformance.target import Target, TargetError, load_target
@@ -59,7 +59,7 @@ def replay(document: dict[str, Any], target: Target) -> tuple[bool, str, str]:
     run = Run(target, probe_profile(target, tokens), tokens)
     requirements = [str(r) for r in document.get("requirements", [])]
     rep = Harness(run, requirements or ["ERR-001"], f"replay of {document.get('check')}")
-    runner = Runner(rep)
+    runner = DataRunner(rep)  # every step a generated check records, data steps too
     try:
         runner.replay(document["steps"])
         problem = runner.frame_problems()
