@@ -399,7 +399,7 @@ def test_data_programs_keep_versions_revisions_and_syncs_as_the_model_predicts(
         rep,
         check=CHECK,
         machine=DataPrograms,
-        max_examples=run_settings.budget().room_programs,
+        max_examples=run_settings.budget().data_programs,
         last=last,
     )
     rep.record("stateful.data.programs", last.get("programs", 0))

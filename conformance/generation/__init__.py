@@ -7,6 +7,8 @@
 * :mod:`.scenario` runs and records every step against the server, so any failure can be
   replayed; :mod:`.explore` drives hypothesis and turns failures into replay files;
   :mod:`.sse` reads ``GET /events``; :mod:`.model` predicts deliveries for the stateful
-  checks; :mod:`.settings` holds the run profiles (``ci``, ``thorough``, ``load``);
-  :mod:`.replay` is ``rep-conformance replay FILE --target T`` (FIXED or FAILED).
+  checks and :mod:`.data_model` versions, revisions and syncs for the data programs,
+  whose steps :mod:`.data_runner` performs; :mod:`.settings` holds the run profiles
+  (``ci``, ``thorough``, ``load``); :mod:`.replay` is
+  ``rep-conformance replay FILE --target T`` (FIXED or FAILED).
 """

@@ -32,6 +32,7 @@ class Budget:
     invalid_examples_per_kind: int
     room_programs: int
     stream_programs: int
+    data_programs: int
     program_steps: int
     shrink_seconds: float
 
@@ -42,6 +43,7 @@ BUDGETS = {
         invalid_examples_per_kind=3,
         room_programs=30,
         stream_programs=16,
+        data_programs=30,
         program_steps=16,
         shrink_seconds=8.0,
     ),
@@ -50,6 +52,7 @@ BUDGETS = {
         invalid_examples_per_kind=60,
         room_programs=120,
         stream_programs=80,
+        data_programs=120,
         program_steps=40,
         shrink_seconds=30.0,
     ),
