@@ -435,12 +435,13 @@ class Client:
         predicate: Callable[[Message], bool],
         within: float,
         contradicts: Callable[[Message], bool] | None = None,
+        since: float = 0.0,
     ) -> Inbound | None:
         deadline = time.monotonic() + within
         with self._cond:
             while True:
                 for item in self._inbox:
-                    if item.consumed or item.message is None:
+                    if item.consumed or item.message is None or item.at < since:
                         continue
                     if predicate(item.message) or (contradicts and contradicts(item.message)):
                         return item
@@ -635,11 +636,16 @@ class Client:
         within: float | None = None,
         requirement: Iterable[str] | str | None = None,
         description: str | None = None,
+        since: float = 0.0,
     ) -> None:
-        """Fail if a matching message is (or within the window becomes) unconsumed."""
+        """Fail if a matching message is (or within the window becomes) unconsumed.
+
+        ``since`` (transcript time): what arrived before it is not counted, since what it
+        asks about ("a message caused by the refused one") cannot come before its cause; a
+        leftover of an earlier step is another requirement's finding, not this one's."""
         within = self.timeouts.silence if within is None else within
         predicate = self._predicate(match, correlation_id, where)
-        found = self._wait(predicate, within)
+        found = self._wait(predicate, within, since=since)
         if found is not None:
             what = description or self._describe_match(match, correlation_id)
             raise self.failure(

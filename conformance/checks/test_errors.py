@@ -100,7 +100,12 @@ def test_a_refused_join_joins_nothing(rep: Harness) -> None:
     room = steps.populated_room(rep, member)
     sent = intruder.send("room_join", {"roomId": room, "invitation": "please"})
     intruder.expect_refusal(INVALID_PAYLOAD, of=sent, requirement="ERR-009")
-    member.expect_none("user_join", requirement="ERR-004", description="user_join for it")
+    member.expect_none(
+        "user_join",
+        where=steps.names_client(intruder),
+        requirement="ERR-004",
+        description="user_join for it",
+    )
     leave = intruder.send("room_leave", {"roomId": room})
     intruder.expect_refusal(NOT_FOUND, of=leave, requirement="ERR-004")
 
@@ -149,6 +154,7 @@ def test_refused_messages_reach_no_other_client(rep: Harness) -> None:
     """A room member sends malformed chat messages; the other member receives nothing."""
     sender, other = rep.connect(label="sender"), rep.connect(label="other")
     room = steps.populated_room(rep, other, sender)
+    since = rep.transcript.now()
     refused = [
         sender.send("chat_message", {"roomId": room, "content": "x", "color": "red"}),
         sender.send("chat_message", {"roomId": room, "content": ""}),
@@ -163,6 +169,7 @@ def test_refused_messages_reach_no_other_client(rep: Harness) -> None:
         lambda m: m.get("type") != "heartbeat",
         requirement="ERR-006",
         description="message caused by the refused ones",
+        since=since,
     )
 
 

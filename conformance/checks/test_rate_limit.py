@@ -100,7 +100,12 @@ def test_a_message_over_the_limit_is_not_processed(rep: Harness) -> None:
     exhaust(rep, [client], count, window)
     sent = client.send("room_join", {"roomId": room})
     refused_as_limited(rep, client, sent, requirement="RATE-002")
-    member.expect_none("user_join", requirement="RATE-002", description="user_join for it")
+    member.expect_none(
+        "user_join",
+        where=steps.names_client(client),
+        requirement="RATE-002",
+        description="user_join for it",
+    )
 
 
 @pytest.mark.requirements("RATE-001", "RATE-004")

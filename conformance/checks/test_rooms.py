@@ -140,7 +140,12 @@ def test_joining_needs_room_join(rep: Harness) -> None:
     client = rep.connect(roles=(), permissions=(CONNECT,))
     sent = client.send("room_join", {"roomId": room})
     client.expect_refusal(FORBIDDEN, of=sent, requirement="ROOM-010", wrong_code="ROOM-015")
-    member.expect_none("user_join", requirement="AUTHZ-002", description="user_join for it")
+    member.expect_none(
+        "user_join",
+        where=steps.names_client(client),
+        requirement="AUTHZ-002",
+        description="user_join for it",
+    )
 
 
 def private_room(rep: Harness) -> str:

@@ -106,6 +106,8 @@ class Runner:
         self.published: dict[str, dict[str, Any]] = {}
         self.observed: dict[str, dict[str, Any]] = {}
         self.last_event: dict[str, str] = {}
+        #: When the first message since the last quiet check was sent (do_expect_quiet).
+        self._quiet_since: float | None = None
         self.created: list[str] = []
         self._order: dict[tuple[str, str], float] = {}
         self._placeholders: dict[str, str] = {}
@@ -297,6 +299,8 @@ class Runner:
 
     def do_send(self, client: str, text: str | None = None, binary: str | None = None) -> None:
         target = self.clients[client]
+        if self._quiet_since is None:  # the first message a quiet check may ask about
+            self._quiet_since = self.rep.transcript.now()
         if binary is not None:
             target.send_raw(base64.b64decode(binary))
         elif text is not None:
@@ -503,14 +507,18 @@ class Runner:
         self._run("expect_quiet", client=client, requirement=requirement, about=about)
 
     def do_expect_quiet(self, client: str, requirement: str, about: str) -> None:
-        """After a barrier, the client holds nothing it was not told to expect."""
+        """After a barrier, the client holds nothing it was not told to expect, of what came
+        after the messages sent since the last such check (nothing earlier can be caused by
+        them: a leftover of an earlier step is that step's finding)."""
         target = self.clients[client]
         target.sync()
+        since, self._quiet_since = self._quiet_since or 0.0, None
         target.expect_none(
             lambda m: m.get("type") not in BACKGROUND,
             within=0.0,
             requirement=requirement,
             description=f"any message caused by {about}",
+            since=since,
         )
 
     def expect_close(self, client: str, codes: list[int], *, requirement: str) -> None:
