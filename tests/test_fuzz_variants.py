@@ -28,7 +28,8 @@ from reference_server.testing import running_server
 from tests.conformance_variants.fuzz_variants import FUZZ_VARIANTS, FuzzVariant
 from tests.conformance_variants.kit import run_kit, write_target
 
-pytestmark = pytest.mark.network
+#: Every variant is one kit run; the first test waits for all of them (about 1-50 s each).
+pytestmark = [pytest.mark.network, pytest.mark.timeout(900)]
 
 #: The rejoin bug needs a particular five-step program; the thorough profile finds it on
 #: any seed, the ci profile on some. Late heartbeats are judged over the gaps of the
@@ -101,7 +102,7 @@ def run_variant(variant: FuzzVariant, root: Path) -> Outcome:
 @pytest.fixture(scope="module")
 def outcomes(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Outcome]:
     root = tmp_path_factory.mktemp("fuzz-variants")
-    with ThreadPoolExecutor(max_workers=2) as pool:
+    with ThreadPoolExecutor(max_workers=3) as pool:  # runs wait on the server as much as run
         futures = {v.name: pool.submit(run_variant, v, root) for v in FUZZ_VARIANTS}
         return {name: future.result() for name, future in futures.items()}
 

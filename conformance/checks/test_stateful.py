@@ -434,6 +434,9 @@ def test_room_programs_deliver_exactly_what_the_model_predicts(rep: Harness) -> 
             self.ended: dict[int, float] = {}
             #: Rooms the program emptied: a later join must find them new (ROOM-009).
             self.emptied: set[str] = set()
+            #: Rooms a refused join named: if one outlives its last member, the refusal may
+            #: have left the refused client in it (ERR-004) as much as the room was kept.
+            self.refused_rooms: set[str] = set()
             self.rooms_at_start = rooms_count(rep)
             self.rated = False
 
@@ -534,11 +537,26 @@ def test_room_programs_deliver_exactly_what_the_model_predicts(rep: Harness) -> 
             seen = await_rooms(rep, self.runner.within, lambda n: n == want)
             if seen and seen[-1] != want:
                 raise rep.fail(
-                    "ROOM-009",
+                    self._kept_blame(gone),
                     sent=f"{action} {', '.join(gone)} (GET /stats rooms {before} before)",
-                    expected=f"GET /stats rooms {want}: an emptied room is removed",
+                    expected=f"GET /stats rooms {want}: an emptied room is removed"
+                    + self._kept_hint(gone),
                     received=f"rooms {readings(seen)} within {self.runner.within:g} s",
                 )
+
+        def _kept_blame(self, rooms: list[str]) -> list[str]:
+            """ROOM-009, and ERR-004 too when a refused join named one of the rooms: from
+            /stats alone a kept empty room and a refused client left in it look the same."""
+            return ["ROOM-009", "ERR-004"] if self.refused_rooms & set(rooms) else ["ROOM-009"]
+
+        def _kept_hint(self, rooms: list[str]) -> str:
+            named = sorted(self.refused_rooms & set(rooms))
+            if not named:
+                return ""
+            return (
+                f"; a refused join named {', '.join(named)}: if it left the refused client "
+                "as a member, the room is not empty (ERR-004)"
+            )
 
         def _join(self, label: str, room: str) -> str:
             return self.runner.send_message(label, "room_join", {"roomId": room})
@@ -678,6 +696,7 @@ def test_room_programs_deliver_exactly_what_the_model_predicts(rep: Harness) -> 
             member later, ERR-004); the end of the program checks nobody heard of it."""
             self.refused_budget -= 2  # the join and the barrier that proves one error
             name = self.rooms[room]
+            self.refused_rooms.add(name)
             sent = self._join(REFUSED, name)
             self.runner.expect_refusal(
                 REFUSED,
@@ -849,10 +868,11 @@ def test_room_programs_deliver_exactly_what_the_model_predicts(rep: Harness) -> 
             seen = await_rooms(rep, self.runner.within, lambda n: n <= start)
             if live and seen and seen[-1] > start:
                 raise rep.fail(
-                    "ROOM-009",
+                    self._kept_blame(live),
                     sent=f"every connection of the program closed; {', '.join(live)} "
                     f"had members (GET /stats rooms {start} before the program)",
-                    expected=f"GET /stats rooms {start} at most: emptied rooms are removed",
+                    expected=f"GET /stats rooms {start} at most: emptied rooms are removed"
+                    + self._kept_hint(live),
                     received=f"rooms {readings(seen)} within {self.runner.within:g} s",
                 )
 
